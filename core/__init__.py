@@ -1,0 +1,1 @@
+"""Pure domain logic: models, parsing, positions, prices, detectors. No I/O."""

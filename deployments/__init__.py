@@ -1,0 +1,1 @@
+"""Composition root: CLI, Ray Serve deployments, auth, rate limits."""
