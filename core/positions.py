@@ -1,0 +1,194 @@
+"""Per-wallet FIFO lots with a USD cost basis, one position per (wallet, mint).
+
+Every change of a wallet's holdings goes through `acquire` or `dispose`:
+- a priced BUY (and the bought side of a token→token swap) adds a lot with a cost basis
+  and remembers its signature: the first one since the position was last empty is the
+  position's *entry* (RUG's `sig_ref`);
+- a quote received by a SELL adds a lot whose cost is the USD value received;
+- a transfer in (or anything the parser could not price) adds a lot without cost basis
+  and never an entry;
+- a SELL, a quote spent, or a transfer out consumes lots first-in first-out, cost basis
+  pro rata. Disposing more than we know of empties the position (the wallet held
+  tokens from before it was first seen); it never goes negative.
+
+Lots keep their key (`signature:ix`, …) so BHD can ask how much of *that* lot is still
+held. Balances are what the stream has shown since the wallet was first seen, which is
+also what IDLE_YIELD integrates.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from core.snapshot import opt_dec
+
+__all__ = ["Lot", "Entry", "Position", "Positions"]
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class Lot:
+    key: str
+    amount: Decimal  # still held
+    cost: Decimal | None  # USD cost basis of what is still held; None = no cost basis
+    slot: int
+    time: int
+
+    def to_list(self) -> list[Any]:
+        return [self.key, str(self.amount), None if self.cost is None else str(self.cost), self.slot, self.time]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """The BUY that opened the current holding episode."""
+
+    signature: str
+    slot: int
+    time: int
+    price: Decimal
+
+
+class Position:
+    """A wallet's lots of one mint, oldest first, with running totals."""
+
+    __slots__ = ("lots", "by_key", "amount", "basis_amount", "basis_cost", "entry")
+
+    def __init__(self) -> None:
+        self.lots: deque[Lot] = deque()
+        self.by_key: dict[str, Lot] = {}
+        self.amount = ZERO
+        self.basis_amount = ZERO  # amount held in lots that have a cost basis
+        self.basis_cost = ZERO
+        self.entry: Entry | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        e = self.entry
+        return {
+            "lots": [lot.to_list() for lot in self.lots],
+            "totals": [str(self.amount), str(self.basis_amount), str(self.basis_cost)],
+            "entry": None if e is None else [e.signature, e.slot, e.time, str(e.price)],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Position:
+        pos = cls()
+        for key, amount, cost, slot, time in d["lots"]:
+            lot = Lot(key, Decimal(amount), opt_dec(cost), slot, time)
+            pos.lots.append(lot)
+            pos.by_key[key] = lot
+        pos.amount, pos.basis_amount, pos.basis_cost = (Decimal(v) for v in d["totals"])
+        e = d["entry"]
+        pos.entry = None if e is None else Entry(e[0], e[1], e[2], Decimal(e[3]))
+        return pos
+
+
+class Positions:
+    """All positions of the wallets one shard owns."""
+
+    __slots__ = ("_wallets",)
+
+    def __init__(self) -> None:
+        self._wallets: dict[str, dict[str, Position]] = {}
+
+    def position(self, wallet: str, mint: str) -> Position | None:
+        mints = self._wallets.get(wallet)
+        return None if mints is None else mints.get(mint)
+
+    def acquire(
+        self,
+        wallet: str,
+        mint: str,
+        amount: Decimal,
+        cost: Decimal | None,
+        key: str,
+        slot: int,
+        time: int,
+        entry: tuple[str, Decimal] | None = None,
+    ) -> bool:
+        """Add a lot. `entry` = (signature, price) of a priced BUY, which opens the
+        position's entry when it has none; True if it did."""
+        if amount <= 0:
+            return False
+        mints = self._wallets.setdefault(wallet, {})
+        pos = mints.get(mint)
+        if pos is None:
+            pos = mints[mint] = Position()
+        lot = Lot(key, amount, cost, slot, time)
+        pos.lots.append(lot)
+        pos.by_key[key] = lot
+        pos.amount += amount
+        if cost is not None:
+            pos.basis_amount += amount
+            pos.basis_cost += cost
+        if entry is not None and pos.entry is None:
+            pos.entry = Entry(entry[0], slot, time, entry[1])
+            return True
+        return False
+
+    def dispose(self, wallet: str, mint: str, amount: Decimal) -> Decimal:
+        """Consume `amount` FIFO; returns how much was actually held and consumed."""
+        mints = self._wallets.get(wallet)
+        pos = None if mints is None else mints.get(mint)
+        if pos is None or amount <= 0:
+            return ZERO
+        left = amount
+        lots = pos.lots
+        while left > 0 and lots:
+            lot = lots[0]
+            if lot.amount <= left:
+                left -= lot.amount
+                pos.amount -= lot.amount
+                if lot.cost is not None:
+                    pos.basis_amount -= lot.amount
+                    pos.basis_cost -= lot.cost
+                lots.popleft()
+                del pos.by_key[lot.key]
+            else:
+                if lot.cost is not None:
+                    part = lot.cost * left / lot.amount
+                    lot.cost -= part
+                    pos.basis_amount -= left
+                    pos.basis_cost -= part
+                lot.amount -= left
+                pos.amount -= left
+                left = ZERO
+        if not lots:
+            del mints[mint]  # type: ignore[union-attr]  # empty: the holding episode (and its entry) ends
+            if not mints:
+                del self._wallets[wallet]
+        return amount - left
+
+    def remaining(self, wallet: str, mint: str, key: str) -> Decimal:
+        """How much of the lot `key` is still held (0 once sold)."""
+        pos = self.position(wallet, mint)
+        lot = None if pos is None else pos.by_key.get(key)
+        return ZERO if lot is None else lot.amount
+
+    def balance(self, wallet: str, mint: str) -> Decimal:
+        pos = self.position(wallet, mint)
+        return ZERO if pos is None else pos.amount
+
+    def basis(self, wallet: str, mint: str) -> tuple[Decimal, Decimal]:
+        """(amount held in lots with a cost basis, their USD cost basis)."""
+        pos = self.position(wallet, mint)
+        return (ZERO, ZERO) if pos is None else (pos.basis_amount, pos.basis_cost)
+
+    def entry(self, wallet: str, mint: str) -> Entry | None:
+        pos = self.position(wallet, mint)
+        return None if pos is None else pos.entry
+
+    def wallets(self) -> int:
+        return len(self._wallets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {w: {m: p.to_dict() for m, p in mints.items()} for w, mints in self._wallets.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Positions:
+        out = cls()
+        out._wallets = {w: {m: Position.from_dict(p) for m, p in mints.items()} for w, mints in d.items()}
+        return out

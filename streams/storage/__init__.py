@@ -1,0 +1,61 @@
+"""PostgreSQL storage: migrations, the connection pool, an embedded server, and batched upserts.
+
+Every function takes a connection (bare or pooled) as its first argument and raises only
+`core.errors.DatabaseError` for database trouble. Writes are idempotent and sort their
+keys, so replays and concurrent writers are safe.
+"""
+
+from streams.storage.candles import Candle, load_candles, upsert_candles
+from streams.storage.checkpoints import (
+    Checkpoint,
+    SourceCursor,
+    get_cursor,
+    load_checkpoint,
+    save_checkpoint,
+    set_cursor,
+)
+from streams.storage.embedded import resolve_dsn, start_embedded, stop_embedded
+from streams.storage.migrate import apply_migrations
+from streams.storage.moments import (
+    MomentCursor,
+    SequencedMoment,
+    get_moment,
+    list_moments,
+    moments_after_seq,
+    upsert_moments,
+)
+from streams.storage.pool import PoolMetrics, create_pool, health_check, register_codecs
+from streams.storage.transactions import trade_events_for_wallet, upsert_trade_events, upsert_transactions
+from streams.storage.wallets import WalletSource, track_wallets, tracked_wallets
+
+__all__ = [
+    "Candle",
+    "Checkpoint",
+    "MomentCursor",
+    "PoolMetrics",
+    "SequencedMoment",
+    "SourceCursor",
+    "WalletSource",
+    "apply_migrations",
+    "create_pool",
+    "get_cursor",
+    "get_moment",
+    "health_check",
+    "list_moments",
+    "load_candles",
+    "load_checkpoint",
+    "moments_after_seq",
+    "register_codecs",
+    "resolve_dsn",
+    "save_checkpoint",
+    "set_cursor",
+    "start_embedded",
+    "stop_embedded",
+    "track_wallets",
+    "tracked_wallets",
+    "trade_events_for_wallet",
+    "upsert_candles",
+    "upsert_moments",
+    "upsert_trade_events",
+    "upsert_transactions",
+]
