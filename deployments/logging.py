@@ -59,3 +59,9 @@ def configure_logging(log: LogSettings) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # pgserver narrates every embedded-server probe at INFO; only its problems matter to us.
+    for chatty in _CHATTY_LIBRARIES:
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
+
+
+_CHATTY_LIBRARIES = ("pgserver",)

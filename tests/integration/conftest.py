@@ -2,7 +2,8 @@
 
 Each session works in throwaway databases (`oof_test_<random>`) created through the admin
 DSN (`OOF_TEST_ADMIN_DSN`, default the local server's `postgres` database) and dropped at
-the end. Without a reachable server these tests are skipped, with the reason shown.
+the end. Without a reachable server these tests fail with the reason: the suite promises
+real PostgreSQL, and `.ci/run` starts it first.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ async def database_factory() -> AsyncIterator[DatabaseFactory]:
     try:
         admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_DSN}: {exc}")
+        pytest.fail(f"PostgreSQL not reachable at {ADMIN_DSN}: {exc} (start it; see README)", pytrace=False)
     created: list[str] = []
 
     async def create() -> str:

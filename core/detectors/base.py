@@ -1,0 +1,208 @@
+"""The detector contract: hooks that answer with moment upserts, and what they see.
+
+A detector lives inside one `ShardState` and sees only that shard's wallets. It is told
+about three things, each through one hook that returns `list[Moment]` (default `[]`):
+
+- `on_trade(leg)`: one change of a wallet's holdings (`Leg`), after positions applied it;
+- `on_tick(ticks)`: the ticks of one watched mint in one slot (`SlotTicks`);
+- `on_watermark(wm)`: event time moved; windows and timers due by now fire here.
+
+Plus two quiet hooks: `on_seen(wallet, slot, time)` (any transaction of a wallet, failed
+ones too) and `on_history(history)` (the start of a price subscription). Detectors ask
+for prices through `ShardContext.watch(mint)` and give them back with `unwatch(mint)`.
+
+Every detector builds its moments the same way (`build_moment`) with the same `explain`
+keys: `rule` (the formula), `inputs` (every number used), `thresholds`, `result`
+(`pct`, `usd`, `severity` unrounded) and `state`. Decimals are strings in `explain`;
+the moment's own `pct`/`usd_value`/`severity` are rounded half-even to 8/8/4 places.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Context, Decimal
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from core.mints import STABLECOINS
+from core.models import Moment, MomentKind, MomentStatus, moment_id
+from core.oracle import MintHistory, SlotTicks
+from core.positions import Positions
+from core.thresholds import Thresholds
+from core.windows import Watermark
+
+__all__ = [
+    "LegRole",
+    "Leg",
+    "ShardContext",
+    "Detector",
+    "build_moment",
+    "clamp01",
+]
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+_WIDE = Context(prec=60)
+_Q8 = Decimal("1E-8")
+_Q4 = Decimal("1E-4")
+
+
+class LegRole(StrEnum):
+    """What a leg did to the wallet's holdings of `Leg.mint`."""
+
+    BUY = "BUY"  # bought it (a BUY, or the received side of a token→token swap)
+    SELL = "SELL"  # sold it (a SELL, or the given side of a token→token swap)
+    RECEIVE = "RECEIVE"  # quote received by a SELL, or a transfer in
+    SEND = "SEND"  # quote paid for a BUY, or a transfer out
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    wallet: str
+    signature: str
+    ix: int
+    slot: int
+    time: int
+    role: LegRole
+    mint: str
+    amount: Decimal
+    price_usd: Decimal | None  # USD per unit of `mint`; None = unpriceable
+    judged: bool = False  # the leg BAD_ROUTE judges for this trade
+    lot_key: str | None = None  # BUY: the lot it created
+    opened_entry: bool = False  # BUY: it opened the position's entry (RUG)
+
+
+class ShardContext:
+    """What a shard's detectors share: positions, the watermark, and price subscriptions.
+
+    `watched` counts subscriptions per mint; the first `watch` of a mint asks for its
+    history (`history_requests`), which the composition root answers from the price side
+    before the next slot. `prices` holds the latest price of every watched mint.
+    """
+
+    __slots__ = ("thresholds", "positions", "watermark", "prices", "watched", "history_requests")
+
+    def __init__(self, thresholds: Thresholds) -> None:
+        self.thresholds = thresholds
+        self.positions = Positions()
+        self.watermark = Watermark()
+        self.prices: dict[str, Decimal] = {}
+        self.watched: dict[str, int] = {}
+        self.history_requests: dict[str, None] = {}
+
+    def watch(self, mint: str) -> None:
+        count = self.watched.get(mint, 0)
+        self.watched[mint] = count + 1
+        if count == 0:
+            self.history_requests[mint] = None
+
+    def unwatch(self, mint: str) -> None:
+        count = self.watched[mint] - 1
+        if count:
+            self.watched[mint] = count
+        else:
+            del self.watched[mint]
+            self.prices.pop(mint, None)
+
+    def request_history(self, mint: str) -> None:
+        self.history_requests[mint] = None
+
+    def price(self, mint: str) -> Decimal | None:
+        """USD per unit of a watched mint (stablecoins are $1)."""
+        return ONE if mint in STABLECOINS else self.prices.get(mint)
+
+
+class Detector:
+    """Base class: every hook answers `[]` unless a detector overrides it."""
+
+    kind: ClassVar[MomentKind]
+
+    def __init__(self, ctx: ShardContext) -> None:
+        self.ctx = ctx
+        self.th = ctx.thresholds
+
+    def on_seen(self, wallet: str, slot: int, time: int) -> list[Moment]:
+        return []
+
+    def on_trade(self, leg: Leg) -> list[Moment]:
+        return []
+
+    def on_tick(self, ticks: SlotTicks) -> list[Moment]:
+        return []
+
+    def on_history(self, history: MintHistory) -> None:
+        return None
+
+    def on_watermark(self, wm: Watermark) -> list[Moment]:
+        return []
+
+    @staticmethod
+    def severity(pct: Decimal, usd: Decimal) -> Decimal:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_dict(self, d: dict[str, Any]) -> None:
+        return None
+
+
+def clamp01(x: Decimal) -> Decimal:
+    return ZERO if x < 0 else ONE if x > 1 else x
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text(v) for v in value]
+    return value
+
+
+def build_moment(
+    kind: MomentKind,
+    *,
+    wallet: str,
+    mint: str,
+    sig_ref: str,
+    slot_ref: int,
+    pct: Decimal,
+    usd: Decimal,
+    severity: Decimal,
+    window: tuple[int, int],
+    status: MomentStatus,
+    detected_at: int,
+    updated_at: int,
+    rule: str,
+    inputs: dict[str, Any],
+    thresholds: dict[str, Any],
+    state: str,
+) -> Moment:
+    """The one way detectors make a `Moment` (deterministic id, rounded figures, explain)."""
+    usd = usd if usd > 0 else ZERO
+    explain = {
+        "rule": rule,
+        "inputs": _text(inputs),
+        "thresholds": _text(thresholds),
+        "result": {"pct": str(pct), "usd": str(usd), "severity": str(severity)},
+        "state": state,
+    }
+    return Moment(
+        id=moment_id(kind, wallet, mint, sig_ref),
+        kind=kind,
+        wallet=wallet,
+        mint=mint,
+        severity=severity.quantize(_Q4, context=_WIDE),
+        pct=pct.quantize(_Q8, context=_WIDE),
+        usd_value=usd.quantize(_Q8, context=_WIDE),
+        window_start=window[0],
+        window_end=window[1],
+        sig_ref=sig_ref,
+        slot_ref=slot_ref,
+        status=status,
+        detected_at=detected_at,
+        updated_at=updated_at,
+        explain=explain,
+    )

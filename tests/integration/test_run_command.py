@@ -1,0 +1,56 @@
+"""`oof run` end to end against a real PostgreSQL: migrate, ingest the bundled recording, twice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+
+from tests.integration.conftest import DatabaseFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _oof_run(dsn: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OOF_")}
+    env.update(DATABASE_URL=dsn, OOF_LOG__LEVEL="WARNING")
+    return subprocess.run(
+        [sys.executable, "-m", "deployments.cli", "run"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+async def _counts(dsn: str) -> tuple[int, int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return (
+            await conn.fetchval("SELECT count(*) FROM transactions"),
+            await conn.fetchval("SELECT count(*) FROM trade_events"),
+            await conn.fetchval("SELECT count(*) FROM schema_migrations"),
+        )
+    finally:
+        await conn.close()
+
+
+async def test_run_migrates_and_stores_the_recording_idempotently(database_factory: DatabaseFactory) -> None:
+    dsn = await database_factory()  # empty: `oof run` must migrate it itself
+
+    first = _oof_run(dsn)
+    assert first.returncode == 0, first.stderr
+    assert "39 transactions (3 failed), 25 trades" in first.stdout
+    counts = await _counts(dsn)
+    assert counts[:2] == (39, 25)
+
+    second = _oof_run(dsn)
+    assert second.returncode == 0, second.stderr
+    assert await _counts(dsn) == counts
+
+
+def test_unreachable_database_is_one_clear_line() -> None:
+    done = _oof_run("postgresql://postgres@127.0.0.1:1/nowhere")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("oof run:")
