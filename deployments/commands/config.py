@@ -12,20 +12,15 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from deployments.commands import add_config_option
+
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = sub.add_parser("check", help="validate the configuration and print it with secrets masked")
-    check.add_argument(
-        "--config",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="YAML file layered over configs/oof.yaml and $OOF_CONFIG (repeatable, later wins)",
-    )
+    add_config_option(check)
     check.add_argument("--json", action="store_true", help="print JSON instead of YAML")
     parser.set_defaults(handler=run)
 

@@ -17,18 +17,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from core.settings import DatabaseSettings
 
+from deployments.commands import add_config_option
+
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="YAML file layered over configs/oof.yaml and $OOF_CONFIG (repeatable, later wins)",
-    )
+    add_config_option(parser)
     parser.add_argument("--dir", type=Path, default=None, help="migrations directory (default: configs/migrations)")
     parser.set_defaults(handler=run)
 

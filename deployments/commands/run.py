@@ -14,11 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+from deployments.commands import add_config_option
+
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", action="append", default=[], type=Path, help="extra YAML config file")
+    add_config_option(parser)
     parser.add_argument("--replay", type=Path, help="recording to process (default: solana.replay_file)")
     parser.set_defaults(handler=run)
 
