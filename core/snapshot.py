@@ -2,7 +2,8 @@
 
 Checkpoints are orjson of plain JSON values (never pickle): the same state always gives
 the same bytes, a checkpoint can be inspected with `jq`, and a reader refuses a version
-it does not know instead of guessing. `str(Decimal)` round-trips exactly.
+it does not know instead of guessing. `str(Decimal)` round-trips exactly. (How moments
+and trades look on the wire is `core.codec`'s business; this is internal state.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from core.models import Moment, MomentKind, MomentStatus, ParsedTransaction, Side, Tick, TradeEvent
+from core.models import ParsedTransaction, Side, Tick, TradeEvent
 
 __all__ = [
     "SNAPSHOT_VERSION",
@@ -26,8 +27,6 @@ __all__ = [
     "decode_parsed",
     "encode_tick",
     "decode_tick",
-    "encode_moment",
-    "decode_moment",
 ]
 
 SNAPSHOT_VERSION = 1
@@ -107,22 +106,3 @@ def encode_tick(t: Tick) -> list[Any]:
 
 def decode_tick(d: list[Any]) -> Tick:
     return Tick(d[0], Decimal(d[1]), Decimal(d[2]), d[3], d[4], d[5], d[6])
-
-
-def encode_moment(m: Moment) -> dict[str, Any]:
-    """A moment as JSON-ready values (what `oof replay` writes and sinks store)."""
-    return {
-        "id": m.id, "kind": m.kind.value, "wallet": m.wallet, "mint": m.mint, "sig_ref": m.sig_ref,
-        "slot_ref": m.slot_ref, "pct": str(m.pct), "usd_value": str(m.usd_value), "severity": str(m.severity),
-        "status": m.status.value, "window_start": m.window_start, "window_end": m.window_end,
-        "detected_at": m.detected_at, "updated_at": m.updated_at, "explain": m.explain,
-    }
-
-
-def decode_moment(d: dict[str, Any]) -> Moment:
-    return Moment(
-        id=d["id"], kind=MomentKind(d["kind"]), wallet=d["wallet"], mint=d["mint"], severity=Decimal(d["severity"]),
-        pct=Decimal(d["pct"]), usd_value=Decimal(d["usd_value"]), window_start=d["window_start"],
-        window_end=d["window_end"], sig_ref=d["sig_ref"], slot_ref=d["slot_ref"], status=MomentStatus(d["status"]),
-        detected_at=d["detected_at"], updated_at=d["updated_at"], explain=d["explain"],
-    )

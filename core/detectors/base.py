@@ -24,6 +24,7 @@ from decimal import Context, Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from core.codec import jsonable
 from core.mints import STABLECOINS
 from core.models import Moment, MomentKind, MomentStatus, moment_id
 from core.oracle import MintHistory, SlotTicks
@@ -151,16 +152,6 @@ def clamp01(x: Decimal) -> Decimal:
     return ZERO if x < 0 else ONE if x > 1 else x
 
 
-def _text(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _text(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_text(v) for v in value]
-    return value
-
-
 def build_moment(
     kind: MomentKind,
     *,
@@ -184,9 +175,9 @@ def build_moment(
     usd = usd if usd > 0 else ZERO
     explain = {
         "rule": rule,
-        "inputs": _text(inputs),
-        "thresholds": _text(thresholds),
-        "result": {"pct": str(pct), "usd": str(usd), "severity": str(severity)},
+        "inputs": jsonable(inputs),
+        "thresholds": jsonable(thresholds),
+        "result": jsonable({"pct": pct, "usd": usd, "severity": severity}),
         "state": state,
     }
     return Moment(

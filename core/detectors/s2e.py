@@ -13,6 +13,7 @@ from core.windows import TimerQueue, Watermark
 
 __all__ = ["SoldTooEarly"]
 
+_EARLY = Decimal("0.999999999999")
 RULE = "pct = (p_peak - p_exit) / p_exit; usd = q * (p_peak - p_exit)"
 
 
@@ -81,7 +82,8 @@ class SoldTooEarly(Detector):
         if wid in self.watches:
             return []
         th = self.th
-        p_cross = max(price * self._pct_factor, price + th.s2e_min_usd / leg.amount)
+        # slightly below the exact crossing price: rounding may only make us look too early
+        p_cross = max(price * self._pct_factor, price + th.s2e_min_usd / leg.amount) * _EARLY
         end = leg.time + th.s2e_window_s
         self.watches[wid] = _Watch(wid, leg, end, p_cross)
         mint = leg.mint

@@ -1,0 +1,303 @@
+"""`Engine`: the whole detection pipeline in one process — PriceBook + ShardStates.
+
+Input, in slot order: raw `getTransaction` results (parsed here), `ParsedTransaction`s
+or bare `TradeEvent`s (benchmarks, tests), plus optional `advance(slot, block_time)`
+heartbeats. Output: moment upserts (`Moment`; the same id again means "replace").
+
+Determinism
+- *Dedup*: each wallet's view of a transaction is processed once, keyed by
+  `signature|wallet` (`signature|wallet|ix` for bare TradeEvents). Keys are kept for a
+  horizon of `dedup_slots` slots (default 150: a signature can only land within ~150
+  slots of its recent blockhash, so any redelivery — or a re-landing on another fork —
+  carries a slot within that horizon). Anything older than the horizon is dropped as stale.
+- *Canonical order within a slot*: a slot is buffered until a higher slot arrives (or
+  `flush()`), then run sorted by (signature, wallet, ix), so arrival order inside a slot
+  never changes a result; the moments a slot produces are coalesced per id (last state
+  wins) and returned sorted by id. Views of an older slot than the last one run are
+  processed at once ("late", counted) — input is expected in slot order.
+- *Event time only*: every input (failed transactions, transfers and untracked wallets'
+  swaps too) advances the watermark; windows close on it. `flush()` runs what is buffered
+  but never closes a window: the end of input is not the end of time.
+- Same input twice (fresh engines) → same moments; `snapshot()` → `restore()` → continue
+  equals an uninterrupted run; `shard_count` 1 and N give the same moments.
+
+Shard / price interface (what a Ray pipeline distributes; here everything is in-process)
+For each slot S with block time T, in this order:
+1. *Price side* (`PriceBook`, state keyed by mint, so it can be split over price actors by
+   mint): `advance(S, T)`, then `apply_slot(S, T, trades)` with **all** trades of the slot
+   (tracked or not) → `SlotPricing`: per mint the slot's `SlotTicks` (ticks, high, low,
+   close) and per trade leg its USD price. Cross-mint inputs: SOL/USD (SOL-quoted trades)
+   and the other side's latest price (token→token swaps) — with several price actors,
+   the SOL actor publishes the slot's SOL close first and swap legs are priced from the
+   previous slot-end prices exchanged between them (see `core.oracle`).
+2. *Shard side* (`ShardState`, wallets routed by `core.routing.shard_for`), each shard:
+   `advance(S, T)` (its windows/timers due by T fire on data up to S-1) →
+   `on_prices(SlotTicks of the mints in shard.watched)` → `apply(tx, pricing.legs)` for
+   its wallets' transactions → `take_history_requests()`, answered with
+   `on_history(PriceBook.history(mint))` (latest price + last `ref_window` of ticks) for
+   mints it started watching in S.
+So a shard receives, per slot, only the price information of the mints it watches plus
+the watermark, and acts on watermark S only after the slot-S price delivery: its clock
+never runs ahead of the price data it has been given. A shard actor must therefore wait
+for the price actors' slot-S delivery (possibly empty) before `advance(S+1, …)`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.models import Moment, ParsedTransaction, TradeEvent
+from core.oracle import PriceBook, SlotPricing
+from core.routing import shard_for
+from core.snapshot import decode_parsed, dumps, encode_parsed, loads
+from core.state import ShardState
+from core.thresholds import Thresholds
+from core.windows import Watermark
+
+__all__ = ["Engine", "EngineStats", "DEFAULT_DEDUP_SLOTS"]
+
+DEFAULT_DEDUP_SLOTS = 150
+Input = Mapping[str, Any] | ParsedTransaction | TradeEvent
+
+
+@dataclass(slots=True)
+class EngineStats:
+    inputs: int = 0  # transactions / trade events offered
+    views: int = 0  # wallet views processed
+    slots: int = 0
+    trades: int = 0
+    ticks: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    late: int = 0
+    upserts: Counter[str] = field(default_factory=Counter)
+
+
+class Engine:
+    """In-process detection engine (see the module docstring for its guarantees)."""
+
+    def __init__(
+        self,
+        thresholds: Thresholds | None = None,
+        shard_count: int = 1,
+        tracked: Iterable[str] | None = None,
+        dedup_slots: int = DEFAULT_DEDUP_SLOTS,
+    ) -> None:
+        if shard_count < 1:
+            raise ValueError("shard_count must be at least 1")
+        self.thresholds = thresholds or Thresholds()
+        self.shard_count = shard_count
+        self.tracked: frozenset[str] | None = None if tracked is None else frozenset(tracked)
+        self.dedup_slots = dedup_slots
+        self.book = PriceBook(self.thresholds)
+        self.shards = [ShardState(self.thresholds, i) for i in range(shard_count)]
+        self.watermark = Watermark()
+        self.stats = EngineStats()
+        self._route: dict[str, int] = {}
+        self._last_slot = -1  # last slot run
+        self._max_slot = -1  # highest slot offered
+        self._buf_slot: int | None = None
+        self._buf_time: int | None = None
+        self._buf: list[ParsedTransaction] = []
+        self._seen: set[str] = set()
+        self._seen_order: deque[tuple[int, str]] = deque()
+
+    # -- input ----------------------------------------------------------------------------
+    def process(self, item: Input) -> list[Moment]:
+        """Offer one input; returns the upserts of whatever slot it completed."""
+        self.stats.inputs += 1
+        if isinstance(item, TradeEvent):
+            view = ParsedTransaction(item.signature, item.slot, item.block_time, item.wallet, (), False,
+                                     item.fee_lamports, item.program, {}, (item,))
+            return self._offer(f"{item.signature}|{item.wallet}|{item.ix}", view)
+        if isinstance(item, ParsedTransaction):
+            return self._offer(f"{item.signature}|{item.wallet}", item)
+        out: list[Moment] = []
+        for view in self._parse(item):
+            out += self._offer(f"{view.signature}|{view.wallet}", view)
+        return out
+
+    def process_batch(self, items: Iterable[Input]) -> list[Moment]:
+        out: list[Moment] = []
+        for item in items:
+            out += self.process(item)
+        return out
+
+    def advance(self, slot: int, block_time: int | None) -> list[Moment]:
+        """A heartbeat: event time reached `(slot, block_time)` without a transaction."""
+        out = self._roll(slot)
+        if slot > self._last_slot and (self._buf_slot is None or slot >= self._buf_slot):
+            self._buf_slot = slot
+            if block_time is not None and (self._buf_time is None or block_time > self._buf_time):
+                self._buf_time = block_time
+        return out
+
+    def flush(self) -> list[Moment]:
+        """Run the buffered slot now. Closes no window: nothing is assumed about the future."""
+        return self._run_buffer()
+
+    def _parse(self, raw: Mapping[str, Any]) -> list[ParsedTransaction]:
+        from core.parse import parse_transaction  # the parser is only needed for raw input
+
+        main = parse_transaction(raw)
+        views = [main]
+        if self.tracked:
+            for wallet in sorted(_mentioned(raw) & self.tracked - {main.wallet}):
+                view = parse_transaction(raw, wallet=wallet)
+                if view.trades or any(view.flows.values()):
+                    views.append(view)
+        return views
+
+    def _roll(self, slot: int) -> list[Moment]:
+        if slot > self._max_slot:
+            self._max_slot = slot
+            floor = slot - self.dedup_slots
+            order, seen = self._seen_order, self._seen
+            while order and order[0][0] < floor:
+                seen.discard(order.popleft()[1])
+        if self._buf_slot is not None and slot > self._buf_slot:
+            return self._run_buffer()
+        return []
+
+    def _offer(self, key: str, view: ParsedTransaction) -> list[Moment]:
+        slot = view.slot
+        out = self._roll(slot)
+        stats = self.stats
+        if slot < self._max_slot - self.dedup_slots:
+            stats.stale += 1
+            return out
+        if key in self._seen:
+            stats.duplicates += 1
+            return out
+        self._seen.add(key)
+        self._seen_order.append((slot, key))
+        if slot <= self._last_slot:
+            stats.late += 1
+            return out + self._run_slot(slot, view.block_time, [view])
+        if self._buf_slot is not None and slot < self._buf_slot:  # an older slot not run yet: run it first
+            return out + self._run_slot(slot, view.block_time, [view])
+        self._buf_slot = slot
+        self._buf.append(view)
+        if view.block_time is not None and (self._buf_time is None or view.block_time > self._buf_time):
+            self._buf_time = view.block_time
+        return out
+
+    # -- one slot -----------------------------------------------------------------------
+    def _run_buffer(self) -> list[Moment]:
+        if self._buf_slot is None:
+            return []
+        slot, block_time, views = self._buf_slot, self._buf_time, self._buf
+        self._buf_slot, self._buf_time, self._buf = None, None, []
+        views.sort(key=_canonical)
+        return self._run_slot(slot, block_time, views)
+
+    def _run_slot(self, slot: int, block_time: int | None, views: list[ParsedTransaction]) -> list[Moment]:
+        stats = self.stats
+        stats.slots += 1
+        stats.views += len(views)
+        self.watermark.advance(slot, block_time)
+        if slot > self._last_slot:
+            self._last_slot = slot
+        time = self.watermark.time_of(block_time)
+        book = self.book
+        book.advance(slot, block_time)
+        trades = [t for v in views if not v.failed for t in v.trades]
+        pricing = book.apply_slot(slot, time, trades) if trades else SlotPricing(slot, time, {}, {})
+        stats.trades += len(trades)
+        stats.ticks += sum(len(s.ticks) for s in pricing.ticks.values())
+
+        by_shard: list[list[ParsedTransaction]] = [[] for _ in self.shards]
+        tracked = self.tracked
+        for view in views:
+            if tracked is None or view.wallet in tracked:
+                by_shard[self._shard_of(view.wallet)].append(view)
+        out: list[Moment] = []
+        for shard, mine in zip(self.shards, by_shard):
+            out += shard.advance(slot, block_time)
+            watched = shard.watched
+            if pricing.ticks and watched:
+                out += shard.on_prices([s for m, s in pricing.ticks.items() if m in watched])
+            for view in mine:
+                out += shard.apply(view, pricing.legs)
+            requests = shard.take_history_requests()
+            if requests:
+                shard.on_history([book.history(m) for m in requests])
+        if not out:
+            return out
+        for moment in out:
+            stats.upserts[moment.kind.value] += 1
+        if len(out) == 1:
+            return out
+        last = {m.id: m for m in out}
+        return [last[k] for k in sorted(last)]
+
+    def _shard_of(self, wallet: str) -> int:
+        shard = self._route.get(wallet)
+        if shard is None:
+            shard = self._route[wallet] = shard_for(wallet, self.shard_count)
+        return shard
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        return dumps("engine", {
+            "config": {"shard_count": self.shard_count, "dedup_slots": self.dedup_slots,
+                       "thresholds": self.thresholds.model_dump(mode="json")},
+            "watermark": self.watermark.to_list(),
+            "last_slot": self._last_slot,
+            "max_slot": self._max_slot,
+            "buffer": {"slot": self._buf_slot, "time": self._buf_time, "views": [encode_parsed(v) for v in self._buf]},
+            "seen": [list(item) for item in self._seen_order],
+            "book": self.book.to_dict(),
+            "shards": [s.to_dict() for s in self.shards],
+            "stats": {**{k: v for k, v in asdict(self.stats).items() if k != "upserts"},
+                      "upserts": dict(sorted(self.stats.upserts.items()))},
+        })
+
+    def restore(self, data: bytes) -> None:
+        body = loads("engine", data)
+        config = body["config"]
+        if config["shard_count"] != self.shard_count:
+            raise ValueError(f"snapshot has {config['shard_count']} shards, engine has {self.shard_count}")
+        if Thresholds.model_validate(config["thresholds"]) != self.thresholds:
+            raise ValueError("snapshot was taken with different thresholds")
+        self.watermark = Watermark.from_list(body["watermark"])
+        self._last_slot, self._max_slot = body["last_slot"], body["max_slot"]
+        buffer = body["buffer"]
+        self._buf_slot, self._buf_time = buffer["slot"], buffer["time"]
+        self._buf = [decode_parsed(v) for v in buffer["views"]]
+        self._seen_order = deque((slot, key) for slot, key in body["seen"])
+        self._seen = {key for _, key in self._seen_order}
+        self.book.load_dict(body["book"])
+        for shard, state in zip(self.shards, body["shards"]):
+            shard.load_dict(state)
+        stats = dict(body["stats"])
+        self.stats = EngineStats(**{**stats, "upserts": Counter(stats["upserts"])})
+
+
+def _canonical(view: ParsedTransaction) -> tuple[str, str, int]:
+    return (view.signature, view.wallet, view.trades[0].ix if view.trades else -1)
+
+
+def _mentioned(raw: Mapping[str, Any]) -> set[str]:
+    """Addresses a raw transaction touches: account keys and token-balance owners."""
+    result = raw.get("result", raw) if "transaction" not in raw else raw
+    if not isinstance(result, Mapping):
+        return set()
+    out: set[str] = set()
+    meta = result.get("meta") or {}
+    tx = result.get("transaction")
+    if isinstance(tx, Mapping):
+        for key in (tx.get("message") or {}).get("accountKeys") or ():
+            out.add(key if isinstance(key, str) else key.get("pubkey"))
+    loaded = meta.get("loadedAddresses") or {}
+    out.update(loaded.get("writable") or ())
+    out.update(loaded.get("readonly") or ())
+    for field_name in ("preTokenBalances", "postTokenBalances"):
+        for balance in meta.get(field_name) or ():
+            if balance.get("owner"):
+                out.add(balance["owner"])
+    out.discard(None)  # type: ignore[arg-type]
+    return out

@@ -1,0 +1,188 @@
+"""`ShardState`: everything one shard owns for the wallets routed to it.
+
+Positions (FIFO lots), the detectors' open watches, timers and idle accumulators, the
+shard's price subscriptions and its watermark. It is pure: the composition root feeds
+it, per slot and in this order,
+
+1. `advance(slot, block_time)` — the watermark; due windows and timers fire;
+2. `on_prices(slot_ticks)` — the slot's ticks of the mints it watches;
+3. `apply(tx, leg_prices)` — each of its wallets' transactions in the slot, canonical
+   order, with the USD prices the oracle gave their trades;
+4. `take_history_requests()` → answered with `on_history(...)` — mints it started
+   watching in this slot get their latest price and recent ticks.
+
+`snapshot()` / `restore()` round-trip the whole state exactly (versioned JSON).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from core.detectors import DETECTORS, Detector, Leg, LegRole, ShardContext
+from core.mints import STABLECOINS
+from core.models import Moment, ParsedTransaction, Side
+from core.oracle import LegPrices, MintHistory, SlotTicks
+from core.positions import Positions
+from core.snapshot import dumps, loads
+from core.thresholds import Thresholds
+from core.windows import Watermark
+
+__all__ = ["ShardState"]
+
+_NO_PRICES: Mapping[tuple[str, str, int], LegPrices] = {}
+
+
+def _overrides(detectors: list[Detector], hook: str) -> list[Any]:
+    """Bound hooks of the detectors that override `hook` (skip the no-op defaults)."""
+    base = getattr(Detector, hook)
+    return [getattr(d, hook) for d in detectors if getattr(type(d), hook) is not base]
+
+
+class ShardState:
+    """Wallet-side state of one shard: positions, detectors, subscriptions, watermark."""
+
+    def __init__(self, thresholds: Thresholds, shard_id: int = 0) -> None:
+        self.shard_id = shard_id
+        self.thresholds = thresholds
+        self.ctx = ShardContext(thresholds)
+        self.detectors: list[Detector] = [cls(self.ctx) for cls in DETECTORS]
+        self._on_seen = _overrides(self.detectors, "on_seen")
+        self._on_trade = _overrides(self.detectors, "on_trade")
+        self._on_tick = _overrides(self.detectors, "on_tick")
+        self._on_history = _overrides(self.detectors, "on_history")
+        self._on_watermark = _overrides(self.detectors, "on_watermark")
+
+    @property
+    def watermark(self) -> Watermark:
+        return self.ctx.watermark
+
+    @property
+    def positions(self) -> Positions:
+        return self.ctx.positions
+
+    @property
+    def watched(self) -> Mapping[str, int]:
+        """Mints this shard needs ticks of (with a subscription count)."""
+        return self.ctx.watched
+
+    # -- the per-slot protocol ----------------------------------------------------------
+    def advance(self, slot: int, block_time: int | None) -> list[Moment]:
+        wm = self.ctx.watermark
+        wm.advance(slot, block_time)
+        out: list[Moment] = []
+        for hook in self._on_watermark:
+            out += hook(wm)
+        return out
+
+    def on_prices(self, slot_ticks: Iterable[SlotTicks]) -> list[Moment]:
+        out: list[Moment] = []
+        watched, prices = self.ctx.watched, self.ctx.prices
+        for ticks in slot_ticks:
+            if ticks.mint not in watched:
+                continue
+            prices[ticks.mint] = ticks.close
+            for hook in self._on_tick:
+                out += hook(ticks)
+        return out
+
+    def take_history_requests(self) -> list[str]:
+        requests = list(self.ctx.history_requests)
+        self.ctx.history_requests.clear()
+        return requests
+
+    def on_history(self, histories: Iterable[MintHistory]) -> None:
+        for history in histories:
+            if history.mint in self.ctx.watched and history.last_price is not None:
+                self.ctx.prices[history.mint] = history.last_price
+            for hook in self._on_history:
+                hook(history)
+
+    def apply(self, tx: ParsedTransaction, leg_prices: Mapping[tuple[str, str, int], LegPrices] = _NO_PRICES) -> list[Moment]:
+        """One transaction of a wallet this shard owns: positions first, then detectors."""
+        wallet, sig, slot = tx.wallet, tx.signature, tx.slot
+        time = self.ctx.watermark.time_of(tx.block_time)
+        out: list[Moment] = []
+        for hook in self._on_seen:
+            out += hook(wallet, slot, time)
+        if tx.failed:
+            return out
+        positions = self.ctx.positions
+        legs: list[Leg] = []
+        traded: dict[str, Decimal] = {}
+        for trade in tx.trades:
+            ix, mint, amount, quote, quote_amount = trade.ix, trade.mint, trade.amount, trade.quote_mint, trade.quote_amount
+            lp = leg_prices.get((sig, wallet, ix))
+            key = f"{sig}:{ix}"
+            traded[mint] = traded.get(mint, 0) + (-amount if trade.side is Side.SELL else amount)
+            traded[quote] = traded.get(quote, 0) + (quote_amount if trade.side is Side.SELL else -quote_amount)
+            if trade.side is Side.SWAP:
+                p_mint = lp.mint if lp else None
+                p_quote = lp.quote if lp else None
+                positions.dispose(wallet, quote, quote_amount)
+                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.SELL, quote, quote_amount, p_quote,
+                                judged=p_mint is None and p_quote is not None))
+                opened = positions.acquire(wallet, mint, amount, None if p_mint is None else amount * p_mint, key, slot,
+                                           time, None if p_mint is None else (sig, p_mint))
+                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, p_mint,
+                                judged=p_mint is not None, lot_key=key, opened_entry=opened))
+                continue
+            price = trade.price_usd if trade.price_usd is not None else (lp.mint if lp else None)
+            stable_quote = quote in STABLECOINS
+            if trade.side is Side.BUY:
+                cost = None if price is None else (quote_amount if stable_quote else amount * price)
+                opened = positions.acquire(wallet, mint, amount, cost, key, slot, time,
+                                           None if price is None else (sig, price))
+                positions.dispose(wallet, quote, quote_amount)
+                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, price,
+                                judged=price is not None, lot_key=key, opened_entry=opened))
+                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.SEND, quote, quote_amount, None))
+            else:
+                value = None if price is None else (quote_amount if stable_quote else amount * price)
+                positions.dispose(wallet, mint, amount)
+                positions.acquire(wallet, quote, quote_amount, value, f"{key}:q", slot, time)
+                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.SELL, mint, amount, price, judged=price is not None))
+                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.RECEIVE, quote, quote_amount, None))
+        for mint, delta in tx.flows.items():  # what the trades do not explain: transfers in and out
+            rest = delta - traded.get(mint, 0)
+            if rest > 0:
+                positions.acquire(wallet, mint, rest, None, f"{sig}:t", slot, time)
+                legs.append(Leg(wallet, sig, -1, slot, time, LegRole.RECEIVE, mint, rest, None))
+            elif rest < 0:
+                positions.dispose(wallet, mint, -rest)
+                legs.append(Leg(wallet, sig, -1, slot, time, LegRole.SEND, mint, -rest, None))
+        for leg in legs:
+            for hook in self._on_trade:
+                out += hook(leg)
+        return out
+
+    # -- checkpoints --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        ctx = self.ctx
+        return {
+            "shard_id": self.shard_id,
+            "watermark": ctx.watermark.to_list(),
+            "positions": ctx.positions.to_dict(),
+            "prices": ctx.prices,
+            "watched": ctx.watched,
+            "history_requests": list(ctx.history_requests),
+            "detectors": {d.kind.value: d.to_dict() for d in self.detectors},
+        }
+
+    def load_dict(self, d: dict[str, Any]) -> None:
+        ctx = self.ctx
+        self.shard_id = d["shard_id"]
+        ctx.watermark = Watermark.from_list(d["watermark"])
+        ctx.positions = Positions.from_dict(d["positions"])
+        ctx.prices = {m: Decimal(p) for m, p in d["prices"].items()}
+        ctx.watched = dict(d["watched"])
+        ctx.history_requests = dict.fromkeys(d["history_requests"])
+        for detector in self.detectors:
+            detector.load_dict(d["detectors"][detector.kind.value])
+
+    def snapshot(self) -> bytes:
+        return dumps("shard", self.to_dict())
+
+    def restore(self, data: bytes) -> None:
+        self.load_dict(loads("shard", data))

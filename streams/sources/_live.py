@@ -1,0 +1,217 @@
+"""The reconnect / backfill policy shared by the websocket sources (helius, logs).
+
+A source splits its wallets into groups, one connection each. Per group, forever:
+connect and subscribe first (live notifications wait in the socket or client buffer), then
+report the break as a `Gap` and backfill every wallet from its cursor, then pump live
+notifications; on any connection failure wait a capped, jittered exponential backoff and
+start over. What a connection is (raw `websockets` or solana-py's client) is the only
+thing a concrete source provides: `open_session(wallets)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+from solana.rpc.jsonrpc import SolanaJsonRpcError
+from websockets.exceptions import WebSocketException
+
+from core.errors import ExternalServiceError
+from streams.backfill import missing_entries
+from streams.base import Emit, Gap, SourceStats
+from streams.rpc import RpcClient
+from streams.sources._delivery import CursorGet, CursorSet, Delivery, Hit, MemoryCursors
+
+__all__ = ["LivePolicy", "ConnectionLost", "Session", "LiveSource", "backoff_delay"]
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class LivePolicy:
+    """Tunables of a live source; the defaults suit mainnet, tests shrink the delays."""
+
+    batch_size: int = 100  # RawTx per emit
+    dedup_size: int = 100_000  # signatures remembered for dedup
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    backoff_jitter: float = 0.5  # this fraction of each delay is randomised
+    stable_after_s: float = 30.0  # a connection that lived this long resets the backoff
+    watchdog_s: float | None = None  # no frame for this long = dead socket (subscribes to slots)
+    ping_interval_s: float = 20.0  # Helius wants one a minute; idle sockets die after 10 min
+    open_timeout_s: float = 10.0
+    queue_size: int = 10_000  # notifications a client may buffer before dropping (logs)
+    skip_failed: bool = False
+
+
+class ConnectionLost(Exception):
+    """The session cannot go on (watchdog, unreadable frame on a strict client, refusal)."""
+
+
+class Session(Protocol):
+    """One connected, subscribed socket."""
+
+    @property
+    def dropped(self) -> int:
+        """Notifications the client discarded so far; an increase is a gap."""
+        ...
+
+    async def receive(self) -> list[Hit]:
+        """Hits of the next frame ([] for frames without transactions); raises when the socket is gone."""
+        ...
+
+
+# Everything that means "this connection is over, try another"; anything else is a bug or
+# the consumer failing, and ends `run`.
+RECONNECTABLE: tuple[type[BaseException], ...] = (
+    ConnectionLost,
+    OSError,
+    TimeoutError,
+    WebSocketException,
+    SolanaJsonRpcError,
+    ExternalServiceError,
+)
+
+
+def backoff_delay(attempt: int, policy: LivePolicy, rand: Callable[[], float] = random.random) -> float:
+    """Capped exponential delay with the last `backoff_jitter` of it randomised."""
+    ceiling = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** min(attempt, 32))
+    return ceiling * (1 - policy.backoff_jitter * rand())
+
+
+class LiveSource:
+    """Base of the websocket sources: `run` keeps every wallet group connected until `stop`."""
+
+    def __init__(
+        self,
+        wallets: Sequence[str],
+        rpc: RpcClient,
+        *,
+        max_per_socket: int,
+        policy: LivePolicy | None = None,
+        cursor_get: CursorGet | None = None,
+        cursor_set: CursorSet | None = None,
+        encoding: str = "json",
+        own_rpc: bool = False,
+    ) -> None:
+        if not wallets:
+            raise ValueError("a live source needs at least one wallet")
+        self.wallets = tuple(dict.fromkeys(wallets))
+        self.policy = policy or LivePolicy()
+        self.stats = SourceStats()
+        self.rpc = rpc
+        self._own_rpc = own_rpc
+        memory = MemoryCursors()
+        self.delivery = Delivery(
+            rpc,
+            self.stats,
+            cursor_get=cursor_get or memory.get,
+            cursor_set=cursor_set or memory.set,
+            batch_size=self.policy.batch_size,
+            dedup_size=self.policy.dedup_size,
+            encoding=encoding,
+        )
+        self.groups = [self.wallets[i : i + max_per_socket] for i in range(0, len(self.wallets), max_per_socket)]
+
+    def open_session(self, wallets: Sequence[str]) -> AbstractAsyncContextManager[Session]:
+        raise NotImplementedError
+
+    async def run(self, emit: Emit, stop: asyncio.Event) -> None:
+        try:
+            await self.delivery.load_cursors(self.wallets)
+            loops = [asyncio.create_task(_GroupLoop(self, group).run(emit), name=f"source-{i}") for i, group in enumerate(self.groups)]
+            stopper = asyncio.create_task(stop.wait())
+            try:
+                done, _ = await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
+                for task in done - {stopper}:
+                    task.result()  # a loop only ends by raising: the consumer failed, or a bug
+            finally:
+                for task in (*loops, stopper):
+                    task.cancel()
+                await asyncio.gather(*loops, stopper, return_exceptions=True)
+        finally:
+            if self._own_rpc:
+                await self.rpc.aclose()
+
+
+class _GroupLoop:
+    """Connect → Gap + backfill → live, again and again, for one group of wallets."""
+
+    def __init__(self, source: LiveSource, wallets: Sequence[str]) -> None:
+        self.source, self.wallets = source, tuple(wallets)
+        self.policy, self.stats, self.delivery = source.policy, source.stats, source.delivery
+        self.last_slot: int | None = None
+        self.watch_since: int | None = None  # slot of the first connection: backfill floor for cursor-less wallets
+
+    async def run(self, emit: Emit) -> None:
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                async with self.source.open_session(self.wallets) as session:
+                    await self._catch_up(emit, reconnect=self.watch_since is not None)
+                    log.info("source_live", wallets=len(self.wallets), since_slot=self.watch_since)
+                    await self._pump(session, emit)
+            except RECONNECTABLE as exc:
+                self.stats.reconnects += 1
+                log.warning("source_disconnected", error=f"{type(exc).__name__}: {exc}", attempt=attempt)
+            if time.monotonic() - started >= self.policy.stable_after_s:
+                attempt = 0
+            await asyncio.sleep(backoff_delay(attempt, self.policy))
+            attempt += 1
+
+    async def _catch_up(self, emit: Emit, *, reconnect: bool, first_slot: int | None = None) -> None:
+        # Subscribed already, so anything newer than `now` arrives live; dedup absorbs the overlap.
+        now = await self.source.rpc.get_slot() if first_slot is None else first_slot
+        if self.watch_since is None:
+            self.watch_since = now
+        if reconnect:
+            await emit([Gap(self.last_slot, now, self.wallets)])
+        for wallet in self.wallets:
+            cursor = self.delivery.cursor(wallet)
+            if cursor is None and not reconnect:
+                continue  # first connection and nothing seen yet: live from here on
+            entries = await missing_entries(
+                self.source.rpc,
+                wallet,
+                cursor.signature if cursor else None,
+                min_slot=None if cursor else self.watch_since,
+            )
+            hits = [
+                Hit(e.signature, e.slot, None, (wallet,))
+                for e in entries
+                if not (self.policy.skip_failed and e.err is not None)
+            ]
+            if hits:
+                log.info("source_backfill", wallet=wallet, missing=len(hits))
+                self._saw(await self.delivery.deliver(hits, emit, backfill=True))
+
+    async def _pump(self, session: Session, emit: Emit) -> None:
+        dropped = session.dropped
+        while True:
+            if self.policy.watchdog_s is None:
+                hits = await session.receive()
+            else:
+                try:
+                    hits = await asyncio.wait_for(session.receive(), self.policy.watchdog_s)
+                except TimeoutError:
+                    raise ConnectionLost(f"no frame for {self.policy.watchdog_s} s") from None
+            self.stats.received += len(hits)
+            if session.dropped > dropped:
+                # Backfill before these hits move the cursors past what the client discarded.
+                self.stats.dropped += session.dropped - dropped
+                dropped = session.dropped
+                log.warning("source_notifications_dropped", total=dropped)
+                await self._catch_up(emit, reconnect=True, first_slot=max((h.slot for h in hits), default=None))
+            if hits:
+                self._saw(await self.delivery.deliver(hits, emit))
+
+    def _saw(self, slot: int | None) -> None:
+        if slot is not None and (self.last_slot is None or slot > self.last_slot):
+            self.last_slot = slot

@@ -1,0 +1,123 @@
+"""The test server's chain: recorded `getTransaction` results indexed by signature and account.
+
+Order is (slot, insertion): what the node would call newest-first. Published transactions
+are stamped one slot above the head unless given a slot, so a test's publish order is the
+chain's order even though the recordings come from scattered mainnet slots.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.parse import unwrap_result
+from streams.codec import tx_account_keys, tx_signature
+
+__all__ = ["StoredTx", "Ledger", "load_results"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTx:
+    signature: str
+    slot: int
+    seq: int
+    keys: tuple[str, ...]
+    result: Mapping[str, Any]
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.slot, self.seq)
+
+    @property
+    def err(self) -> Any:
+        return (self.result.get("meta") or {}).get("err")
+
+    @property
+    def logs(self) -> list[str]:
+        # Nodes may omit logMessages; solders 0.29 cannot read `"logs": null`, so send [].
+        return list((self.result.get("meta") or {}).get("logMessages") or [])
+
+    @property
+    def version(self) -> int | None:
+        version = self.result.get("version")
+        return version if isinstance(version, int) else None  # "legacy" / missing
+
+    def signature_entry(self) -> dict[str, Any]:
+        return {
+            "signature": self.signature,
+            "slot": self.slot,
+            "err": self.err,
+            "memo": None,
+            "blockTime": self.result.get("blockTime"),
+            "confirmationStatus": "confirmed",
+        }
+
+
+def load_results(path: Path | str) -> list[dict[str, Any]]:
+    """The results of a JSONL recording (bare results, `{"result": …}` or fixture rows)."""
+    with Path(path).open() as fh:
+        return [dict(unwrap_result(json.loads(line))) for line in fh if line.strip()]
+
+
+class Ledger:
+    def __init__(self, results: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._by_sig: dict[str, StoredTx] = {}
+        self._by_key: defaultdict[str, list[StoredTx]] = defaultdict(list)  # oldest first
+        self._by_slot: defaultdict[int, list[StoredTx]] = defaultdict(list)
+        self._seq = 0
+        self.head = 0
+        for result in results:
+            self.add(result, slot=result.get("slot"))
+
+    def __len__(self) -> int:
+        return len(self._by_sig)
+
+    def add(self, result: Mapping[str, Any], *, slot: int | None = None) -> StoredTx:
+        """Store a copy of `result` at `slot` (default: one above the head)."""
+        stored = copy.deepcopy(dict(result))
+        stored["slot"] = slot if isinstance(slot, int) else self.head + 1
+        signature = tx_signature(stored)
+        if signature in self._by_sig:
+            raise ValueError(f"{signature} is already in the ledger")
+        self._seq += 1
+        tx = StoredTx(signature, stored["slot"], self._seq, tx_account_keys(stored), stored)
+        self._by_sig[signature] = tx
+        for key in dict.fromkeys(tx.keys):
+            bisect.insort(self._by_key[key], tx, key=lambda t: t.order)
+        self._by_slot[tx.slot].append(tx)
+        self.head = max(self.head, tx.slot)
+        return tx
+
+    def get(self, signature: str) -> StoredTx | None:
+        return self._by_sig.get(signature)
+
+    def addresses(self) -> set[str]:
+        return set(self._by_key)
+
+    def signatures_for(
+        self, address: str, *, before: str | None = None, until: str | None = None, limit: int = 1000
+    ) -> list[StoredTx]:
+        """Newest first, strictly older than `before`, stopping before `until`."""
+        out: list[StoredTx] = []
+        started = before is None
+        for tx in reversed(self._by_key.get(address, [])):
+            if not started:
+                started = tx.signature == before
+                continue
+            if tx.signature == until or len(out) >= limit:
+                break
+            out.append(tx)
+        return out
+
+    def block_time(self, slot: int) -> int | None:
+        """The recorded time of a slot we hold; KeyError for a slot we know nothing about."""
+        txs = self._by_slot.get(slot)
+        if not txs:
+            raise KeyError(slot)
+        return next((t.result["blockTime"] for t in txs if isinstance(t.result.get("blockTime"), int)), None)
