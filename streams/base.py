@@ -33,7 +33,7 @@ class Gap:
     """A dropped connection (or lost notifications), reported as data.
 
     `last_slot`: the newest slot emitted before the break (None if nothing was emitted yet).
-    `first_slot`: the cluster's slot once the new connection was subscribed (None if unknown).
+    `first_slot`: the cluster's slot as the new connection was opened (None if unknown).
     The backfill that follows covers `wallets` from their cursors up to now.
     """
 

@@ -40,8 +40,9 @@ SERVICE = "solana-rpc"
 log = structlog.get_logger()
 
 # Codes a healthy node returns while it catches up: worth another try, not a bug.
-_TRANSIENT_CODES = frozenset({-32004, -32005, -32014, -32016})
-_SKIPPED_SLOT_CODES = frozenset({-32007, -32009})
+_TRANSIENT_CODES = frozenset({-32005, -32014, -32016})
+# getBlockTime: block not (yet) available, slot skipped, skipped in long-term storage.
+_NO_BLOCK_TIME_CODES = frozenset({-32004, -32007, -32009})
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,11 +196,11 @@ class RpcClient:
             raise ExternalServiceError(SERVICE, internal=f"getSignaturesForAddress: bad result: {exc!r}") from None
 
     async def get_block_time(self, slot: int) -> int | None:
-        """Estimated production time of `slot`; None if the slot was skipped or has no time."""
+        """Estimated production time of `slot`; None if the node has no block (or time) for it."""
         try:
             value = await self._single("getBlockTime", [slot])
         except RpcCallError as exc:
-            if exc.code in _SKIPPED_SLOT_CODES:
+            if exc.code in _NO_BLOCK_TIME_CODES:
                 return None
             raise
         return value if isinstance(value, int) else None
@@ -247,6 +248,7 @@ class RpcClient:
             stop=stop_after_attempt(self._attempts),
             wait=self._wait,
             retry=retry_if_exception_type(_Transient),
+            before_sleep=_log_retry,
             reraise=True,
         )
         try:
@@ -263,9 +265,14 @@ class RpcClient:
         delay = self._backoff(state)
         exc = state.outcome.exception() if state.outcome is not None else None
         hint = exc.retry_after if isinstance(exc, _Transient) and exc.retry_after else 0.0
-        log.info("rpc_retry", attempt=state.attempt_number, delay_s=round(max(delay, hint), 3), reason=str(exc))
         # A server's Retry-After is honoured, but it cannot park us for more than a minute.
         return max(delay, min(hint, 60.0))
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    delay = state.next_action.sleep if state.next_action is not None else None
+    log.info("rpc_retry", attempt=state.attempt_number, delay_s=delay, reason=str(exc))
 
 
 def _without_none(config: Mapping[str, Any]) -> dict[str, Any]:

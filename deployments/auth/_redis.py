@@ -1,4 +1,8 @@
-"""A Redis client behind a small circuit breaker, so auth keeps working (in-process) while Redis is down."""
+"""A Redis client behind a small circuit breaker, so auth keeps working (in-process) while Redis is down.
+
+Give the client a short `socket_timeout` (`RedisSettings.socket_timeout_s`) and few retries:
+redis-py retries connection errors with backoff by default, which a request would wait out.
+"""
 
 from __future__ import annotations
 

@@ -89,7 +89,9 @@ class DynamicJwtAuth:
     def from_settings(cls, auth: AuthSettings, jwks: JwksCache, **options: Any) -> DynamicJwtAuth:
         if not auth.dynamic_environment_id or not auth.issuer:
             raise ValueError("auth.dynamic_environment_id must be set for Dynamic JWT auth")
-        return cls(jwks, issuer=auth.issuer, environment_id=auth.dynamic_environment_id, audience=auth.audience, **options)
+        return cls(
+            jwks, issuer=auth.issuer, environment_id=auth.dynamic_environment_id, audience=auth.audience, **options
+        )
 
     async def authenticate(self, authorization_header: str | None) -> Principal | None:
         token = self._bearer_token(authorization_header)

@@ -111,7 +111,7 @@ class HmacServiceAuth:
         service_id, ts_text, sig = self._split(token.strip())
         ts = int(ts_text)
         if abs(now - ts) > self._window_s:
-            raise _fail("token_stale", "the service token timestamp is outside the accepted window", f"skew {now - ts:.0f} s")
+            raise _fail("token_stale", "the service token is outside the time window", f"skew {now - ts:.0f}s")
         message = _signing_input(service_id, ts_text, method, path, body)
         secrets = self._secrets.get(service_id)
         candidates = secrets if secrets is not None else [_DUMMY_SECRET]

@@ -182,8 +182,9 @@ class JwksCache:
 
     def health(self) -> JwksHealth:
         held = self._last_good
+        status: Literal["ok", "stale", "unavailable", "cold"]
         if held is None:
-            status: Literal["ok", "stale", "unavailable", "cold"] = "cold" if self._last_fetch_ok is None else "unavailable"
+            status = "cold" if self._last_fetch_ok is None else "unavailable"
         else:
             status = "stale" if self._stale else "ok"
         return JwksHealth(
@@ -274,7 +275,7 @@ class JwksCache:
             self._last_fetch_ok = False
             self._last_failure_at = self._clock()
             self._last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("auth.jwks_fetch_failed", url=self.url, error=self._last_error, holding=self._last_good is not None)
+            log.warning("auth.jwks_fetch_failed", url=self.url, error=self._last_error, have_keys=bool(self._last_good))
             return None
         keyset = _KeySet(keys, document, self._clock())
         self._last_fetch_ok = True

@@ -110,7 +110,7 @@ def forge_token(header: dict[str, Any], claims: dict[str, Any], signature: bytes
 
 
 def forge_hs256_token(claims: dict[str, Any], secret: bytes, *, kid: str | None = None) -> str:
-    """HS256 signed with `secret` (the RS/HS confusion attack passes the public key PEM); PyJWT would refuse to make it."""
+    """HS256 signed with `secret`: the RS/HS confusion attack passes the public key PEM. PyJWT refuses to make it."""
     header: dict[str, Any] = {"alg": "HS256", "typ": "JWT"} | ({"kid": kid} if kid else {})
     signing_input = f"{_segment(header)}.{_segment(claims)}"
     signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
@@ -146,7 +146,9 @@ class JwksServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="jwks-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="jwks-server", daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -154,8 +154,10 @@ class _GroupLoop:
         while True:
             started = time.monotonic()
             try:
+                # Read before subscribing: a floor no live notification can be older than.
+                now = await self.source.rpc.get_slot()
                 async with self.source.open_session(self.wallets) as session:
-                    await self._catch_up(emit, reconnect=self.watch_since is not None)
+                    await self._catch_up(emit, now, reconnect=self.watch_since is not None)
                     log.info("source_live", wallets=len(self.wallets), since_slot=self.watch_since)
                     await self._pump(session, emit)
             except RECONNECTABLE as exc:
@@ -166,9 +168,8 @@ class _GroupLoop:
             await asyncio.sleep(backoff_delay(attempt, self.policy))
             attempt += 1
 
-    async def _catch_up(self, emit: Emit, *, reconnect: bool, first_slot: int | None = None) -> None:
-        # Subscribed already, so anything newer than `now` arrives live; dedup absorbs the overlap.
-        now = await self.source.rpc.get_slot() if first_slot is None else first_slot
+    async def _catch_up(self, emit: Emit, now: int, *, reconnect: bool) -> None:
+        # Subscribed already: what the backfill finds may also arrive live; dedup absorbs it.
         if self.watch_since is None:
             self.watch_since = now
         if reconnect:
@@ -208,7 +209,7 @@ class _GroupLoop:
                 self.stats.dropped += session.dropped - dropped
                 dropped = session.dropped
                 log.warning("source_notifications_dropped", total=dropped)
-                await self._catch_up(emit, reconnect=True, first_slot=max((h.slot for h in hits), default=None))
+                await self._catch_up(emit, await self.source.rpc.get_slot(), reconnect=True)
             if hits:
                 self._saw(await self.delivery.deliver(hits, emit))
 

@@ -1,4 +1,4 @@
-"""Fixtures for the auth tests: session-wide RSA keys (2048-bit keys are slow to make), a JWKS server, an HTTP client."""
+"""Auth test fixtures: session-wide RSA keys (2048-bit keys are slow to make), a JWKS server, an HTTP client."""
 
 from __future__ import annotations
 

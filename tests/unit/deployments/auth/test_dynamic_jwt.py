@@ -136,7 +136,8 @@ async def test_leeway_accepts_small_clock_skew(make_auth: MakeAuth, signing_key:
 async def test_audience_is_checked_when_configured(make_auth: MakeAuth, signing_key: RsaTestKey) -> None:
     auth, _ = await make_auth(audience=("https://app.example.com", "https://oof.example"))
     assert await auth.authenticate(bearer(sign_token(dynamic_claims(), signing_key))) is not None
-    assert await reason_of(auth, sign_token(dynamic_claims(aud="https://evil.example"), signing_key)) == "audience_invalid"
+    wrong_audience = sign_token(dynamic_claims(aud="https://evil.example"), signing_key)
+    assert await reason_of(auth, wrong_audience) == "audience_invalid"
     assert await reason_of(auth, sign_token(dynamic_claims(aud=None), signing_key)) == "audience_invalid"
 
 
@@ -147,7 +148,8 @@ async def test_alg_none_is_refused_before_key_lookup(
     for alg in ("none", "None", "NONE"):
         token = forge_token({"alg": alg, "typ": "JWT", "kid": signing_key.kid}, dynamic_claims())
         assert await reason_of(auth, token) == "alg_not_allowed"
-    assert await reason_of(auth, forge_token({"typ": "JWT", "kid": signing_key.kid}, dynamic_claims())) == "alg_not_allowed"
+    no_alg = forge_token({"typ": "JWT", "kid": signing_key.kid}, dynamic_claims())
+    assert await reason_of(auth, no_alg) == "alg_not_allowed"
     assert jwks_server.fetches == 0
 
 
@@ -196,7 +198,9 @@ async def test_a_burst_of_unknown_kids_costs_one_fetch(
     assert jwks_server.fetches == 2
 
 
-async def test_a_cold_burst_costs_one_fetch(make_auth: MakeAuth, jwks_server: JwksServer, signing_key: RsaTestKey) -> None:
+async def test_a_cold_burst_costs_one_fetch(
+    make_auth: MakeAuth, jwks_server: JwksServer, signing_key: RsaTestKey
+) -> None:
     auth, _ = await make_auth()
     token = bearer(sign_token(dynamic_claims(), signing_key))
     results = await asyncio.gather(*(auth.authenticate(token) for _ in range(20)))
@@ -313,6 +317,7 @@ async def test_from_settings_uses_issuer_environment_and_audience(http: httpx.As
     auth = DynamicJwtAuth.from_settings(settings, cache)
     assert cache.url == f"https://app.dynamic.xyz/api/v0/sdk/{TEST_ENVIRONMENT_ID}/.well-known/jwks"
     assert cache.redis_key.startswith("oof:jwks:") and len(cache.redis_key) == len("oof:jwks:") + 64
-    assert (auth._issuer, auth._environment_id, auth._audience) == (ISSUER, TEST_ENVIRONMENT_ID, ["https://app.example.com"])
+    configured = (auth._issuer, auth._environment_id, auth._audience)
+    assert configured == (ISSUER, TEST_ENVIRONMENT_ID, ["https://app.example.com"])
     with pytest.raises(ValueError):
         DynamicJwtAuth.from_settings(AuthSettings(), cache)

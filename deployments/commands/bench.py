@@ -1,0 +1,231 @@
+"""`oof bench engine`: throughput and memory of the detection engine alone, on one core.
+
+A synthetic stream of TradeEvents is generated in memory first (not timed): `--wallets`
+tracked traders and a few untracked market wallets trade `--mints` tokens (popularity
+Zipf-like, prices random walks) against USDC (60 %), SOL (30 %) or another token (5 %);
+the market wallets' SOL/USDC swaps (5 %) give SOL its price. Four events per slot, one
+slot every `--seconds-per-slot` of event time, so 7-day windows, 24 h RUG confirmations
+and idle days really close during a default run.
+
+Reported: events/s of `Engine.process` + `flush` over the stream; the same stream through
+the *baseline* — a plain loop that only builds each event's dedup key, checks/adds it in a
+set and advances a `Watermark` (the floor any engine pays) — and the ratio of the two
+times; then the memory the engine retains after the run (tracemalloc, a second run) per
+tracked wallet. `--profile` prints the top functions (cProfile) to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+__all__ = ["add_parser", "run", "synthetic_events", "baseline"]
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="target", required=True, metavar="TARGET")
+    engine = sub.add_parser("engine", help="the in-process detection engine on a synthetic stream")
+    engine.add_argument("--events", type=int, default=200_000, help="trade events to generate")
+    engine.add_argument("--wallets", type=int, default=2_000, help="tracked trader wallets")
+    engine.add_argument("--mints", type=int, default=200, help="tokens traded")
+    engine.add_argument("--shards", type=int, default=1, help="in-process shards")
+    engine.add_argument("--seconds-per-slot", type=int, default=15, help="event time between slots")
+    engine.add_argument("--seed", type=int, default=7)
+    engine.add_argument("--profile", action="store_true", help="print the top functions (cProfile) to stderr")
+    engine.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.events < 1 or args.wallets < 1 or args.mints < 2 or args.shards < 1:
+        print("oof bench: --events, --wallets, --shards must be >= 1 and --mints >= 2", file=sys.stderr)
+        return 2
+    from core.engine import Engine
+
+    events, traders = synthetic_events(args.events, args.wallets, args.mints, args.seed, args.seconds_per_slot)
+    span_s = (events[-1].block_time or 0) - (events[0].block_time or 0)
+    print(f"engine bench: {len(events):,} trade events, {args.wallets:,} tracked wallets, {args.mints} mints, "
+          f"{args.shards} shard(s), seed {args.seed} — one core, in-process")
+    print(f"stream: {events[-1].slot - events[0].slot + 1:,} slots, {span_s / 86_400:.1f} days of event time")
+
+    base_s = _best(lambda: baseline(events))
+    engine = Engine(shard_count=args.shards, tracked=traders)
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started = time.perf_counter()
+    upserts = _drive(engine, events)
+    engine_s = time.perf_counter() - started
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+
+    n = len(events)
+    print(f"engine:   {n / engine_s:>12,.0f} events/s  ({engine_s:.2f} s)")
+    print(f"baseline: {n / base_s:>12,.0f} events/s  ({base_s:.3f} s; dedup key + set + Watermark.advance only)")
+    print(f"ratio:    engine time / baseline time = {engine_s / base_s:.1f}x")
+    kinds = Counter(m.kind.value for m in upserts)
+    final = {m.id: m for m in upserts}
+    finals = Counter(m.kind.value for m in final.values() if m.status.value == "final")
+    print("moments:  " + ", ".join(f"{k} {len([m for m in final.values() if m.kind.value == k])} "
+                                    f"({finals[k]} final, {kinds[k]} upserts)" for k in sorted(kinds)))
+    s = engine.stats
+    print(f"engine:   {s.slots:,} slots, {s.ticks:,} ticks, {s.duplicates} duplicates")
+    if not args.no_memory:
+        retained = _retained_bytes(lambda: _fresh_run(Engine, args, traders, events))
+        print(f"memory:   {retained / 2**20:.1f} MiB retained after the run = "
+              f"{retained / args.wallets:,.0f} bytes per tracked wallet (price book included)")
+    return 0
+
+
+def _drive(engine: Any, events: list[Any]) -> list[Any]:
+    upserts: list[Any] = []
+    process = engine.process
+    for event in events:
+        out = process(event)
+        if out:
+            upserts += out
+    return upserts + engine.flush()
+
+
+def _fresh_run(engine_cls: Any, args: argparse.Namespace, traders: list[str], events: list[Any]) -> Any:
+    engine = engine_cls(shard_count=args.shards, tracked=traders)
+    _drive(engine, events)
+    return engine
+
+
+def _retained_bytes(build: Any) -> int:
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = build()
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del kept
+    return after - before
+
+
+def _best(fn: Any, repeat: int = 3) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def baseline(events: list[Any]) -> int:
+    """The floor: each event's dedup key checked and added, the watermark advanced."""
+    from core.windows import Watermark
+
+    wm = Watermark()
+    seen: set[str] = set()
+    for ev in events:
+        key = f"{ev.signature}|{ev.wallet}|{ev.ix}"
+        if key in seen:
+            continue
+        seen.add(key)
+        wm.advance(ev.slot, ev.block_time)
+    return len(seen)
+
+
+def _address(kind: str, i: int) -> str:
+    import hashlib
+
+    import base58
+
+    return base58.b58encode(hashlib.blake2b(f"{kind}:{i}".encode(), digest_size=32).digest()).decode()
+
+
+def synthetic_events(
+    n: int, wallets: int, mints: int, seed: int = 7, seconds_per_slot: int = 15, per_slot: int = 4
+) -> tuple[list[Any], list[str]]:
+    """A deterministic stream of `n` TradeEvents and the tracked trader wallets."""
+    from decimal import Decimal
+
+    from core.mints import SOL_MINT, USDC_MINT
+    from core.models import Side, TradeEvent
+
+    rng = random.Random(seed)
+    traders = [_address("wallet", i) for i in range(wallets)]
+    market = [_address("market", i) for i in range(5)]
+    tokens = [_address("mint", i) for i in range(mints)]
+    weights = [1 / (i + 1) for i in range(mints)]
+    cum = list(_accumulate(weights))
+    price = [10 ** rng.uniform(-4, 1) for _ in range(mints)]
+    sol = 150.0
+    held: dict[tuple[int, int], int] = {}
+    qtys = (10, 50, 100, 500, 1_000, 5_000)
+    slot0, t0 = 300_000_000, 1_750_000_000
+    events: list[Any] = []
+    for i in range(n):
+        slot = slot0 + i // per_slot
+        t = t0 + (i // per_slot) * seconds_per_slot
+        sig = _address("sig", i)
+        r = rng.random()
+        if r < 0.05:
+            sol = max(10.0, sol * math.exp(rng.gauss(0, 0.004)))
+            q = Decimal(rng.choice((1, 2, 5)))
+            quote_amount = Decimal(f"{float(q) * sol:.6f}")
+            events.append(TradeEvent(sig, slot, t, 0, rng.choice(market), Side.BUY, SOL_MINT, q, USDC_MINT,
+                                     quote_amount, quote_amount / q, "raydium_amm_v4", 5_000))
+            continue
+        w = rng.randrange(wallets)
+        m = _pick(rng, cum)
+        price[m] = min(1e4, max(1e-8, price[m] * math.exp(rng.gauss(0, 0.03))))
+        p = price[m]
+        qty = rng.choice(qtys)
+        have = held.get((w, m), 0)
+        side = Side.SELL if have and rng.random() < 0.5 else Side.BUY
+        if side is Side.SELL:
+            qty = min(qty, have)
+        held[(w, m)] = have + (qty if side is Side.BUY else -qty)
+        q = Decimal(qty)
+        kind = rng.random()
+        if kind < 0.60:
+            quote, quote_amount = USDC_MINT, Decimal(f"{qty * p:.6f}")
+            price_usd = quote_amount / q if quote_amount else None
+            if not quote_amount:
+                continue
+        elif kind < 0.95:
+            quote, quote_amount, price_usd = SOL_MINT, Decimal(f"{qty * p / sol:.9f}"), None
+            if not quote_amount:
+                continue
+        else:
+            other = (m + 1 + rng.randrange(mints - 1)) % mints
+            quote, quote_amount, price_usd = tokens[other], Decimal(f"{qty * p / price[other]:.6f}"), None
+            if not quote_amount:
+                continue
+            side = Side.SWAP
+            held[(w, m)] = have + qty
+        events.append(TradeEvent(sig, slot, t, 0, traders[w], side, tokens[m], q, quote, quote_amount, price_usd,
+                                 "raydium_amm_v4", 5_000))
+    return events, traders
+
+
+def _accumulate(weights: list[float]) -> list[float]:
+    total, out = 0.0, []
+    for w in weights:
+        total += w
+        out.append(total)
+    return out
+
+
+def _pick(rng: random.Random, cum: list[float]) -> int:
+    import bisect
+
+    return min(len(cum) - 1, bisect.bisect_left(cum, rng.random() * cum[-1]))
