@@ -110,9 +110,7 @@ class Engine:
         """Offer one input; returns the upserts of whatever slot it completed."""
         self.stats.inputs += 1
         if isinstance(item, TradeEvent):
-            view = ParsedTransaction(item.signature, item.slot, item.block_time, item.wallet, (), False,
-                                     item.fee_lamports, item.program, {}, (item,))
-            return self._offer(f"{item.signature}|{item.wallet}|{item.ix}", view)
+            return self._offer(f"{item.signature}|{item.wallet}|{item.ix}", _EventView(item))
         if isinstance(item, ParsedTransaction):
             return self._offer(f"{item.signature}|{item.wallet}", item)
         out: list[Moment] = []
@@ -275,6 +273,22 @@ class Engine:
             shard.load_dict(state)
         stats = dict(body["stats"])
         self.stats = EngineStats(**{**stats, "upserts": Counter(stats["upserts"])})
+
+
+class _EventView:
+    """A bare TradeEvent read as a one-trade transaction (what `ShardState.apply` reads)."""
+
+    __slots__ = ("signature", "slot", "block_time", "wallet", "signers", "failed", "fee_lamports", "program",
+                 "flows", "trades")
+
+    def __init__(self, event: TradeEvent) -> None:
+        self.signature, self.slot, self.block_time, self.wallet = (
+            event.signature, event.slot, event.block_time, event.wallet)
+        self.signers: tuple[str, ...] = ()
+        self.failed = False
+        self.fee_lamports, self.program = event.fee_lamports, event.program
+        self.flows: dict[str, Any] = {}
+        self.trades = (event,)
 
 
 def _canonical(view: ParsedTransaction) -> tuple[str, str, int]:

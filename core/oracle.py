@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.mints import SOL_MINT, STABLECOINS
 from core.models import Side, Tick, TradeEvent
@@ -68,8 +68,7 @@ class Candle:
         return cls(d[0], Decimal(d[1]), Decimal(d[2]), Decimal(d[3]), Decimal(d[4]), Decimal(d[5]), d[6])
 
 
-@dataclass(frozen=True, slots=True)
-class SlotTicks:
+class SlotTicks(NamedTuple):
     """All ticks of one mint in one slot (pricing order), with their extremes and last price."""
 
     mint: str
@@ -81,16 +80,14 @@ class SlotTicks:
     close: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class LegPrices:
+class LegPrices(NamedTuple):
     """USD per unit of a trade's `mint` and (token→token swaps only) of its `quote_mint`."""
 
     mint: Decimal | None
     quote: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SlotPricing:
+class SlotPricing(NamedTuple):
     """What one slot's trades tell the oracle: ticks by mint, prices by (signature, wallet, ix)."""
 
     slot: int
@@ -99,8 +96,7 @@ class SlotPricing:
     legs: dict[tuple[str, str, int], LegPrices]
 
 
-@dataclass(frozen=True, slots=True)
-class MintHistory:
+class MintHistory(NamedTuple):
     """A new subscriber's start: the latest price and the ticks of the last reference window."""
 
     mint: str
@@ -109,8 +105,7 @@ class MintHistory:
     ticks: tuple[Tick, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
+class Reference(NamedTuple):
     price: Decimal
     prices: tuple[Decimal, ...]  # the reference ticks' prices, sorted
 
@@ -121,7 +116,7 @@ def reference_price(
     """Median of the ticks within `[t - window, t + window]` from wallets other than
     `exclude_wallet`; None with fewer than `min_ticks` of them (no judgement without a reference)."""
     lo, hi = t - window, t + window
-    prices = sorted(k.price_usd for k in ticks if lo <= k.block_time <= hi and k.wallet != exclude_wallet)
+    prices = sorted([k.price_usd for k in ticks if lo <= k.block_time <= hi and k.wallet != exclude_wallet])
     n = len(prices)
     if n < min_ticks or n == 0:
         return None
@@ -222,11 +217,13 @@ class PriceBook:
         sol_quoted: list[TradeEvent] = []
         swaps: list[TradeEvent] = []
 
+        mints = self.mints
+
         def record(trade: TradeEvent, mint: str, price: Decimal, amount: Decimal) -> None:
             tick = Tick(mint, price, amount, slot, block_time, trade.wallet, trade.signature)
-            book = self.mints.get(mint)
+            book = mints.get(mint)
             if book is None:
-                book = self.mints[mint] = MintBook()
+                book = mints[mint] = MintBook()
             book.add(tick, keep, candles_since)
             ticks = by_mint.get(mint)
             if ticks is None:
@@ -278,8 +275,12 @@ class PriceBook:
 
         out: dict[str, SlotTicks] = {}
         for mint, ticks in by_mint.items():
-            prices = [t.price_usd for t in ticks]
-            out[mint] = SlotTicks(mint, slot, block_time, tuple(ticks), max(prices), min(prices), prices[-1])
+            if len(ticks) == 1:
+                price = ticks[0].price_usd
+                out[mint] = SlotTicks(mint, slot, block_time, (ticks[0],), price, price, price)
+            else:
+                prices = [t.price_usd for t in ticks]
+                out[mint] = SlotTicks(mint, slot, block_time, tuple(ticks), max(prices), min(prices), prices[-1])
         return SlotPricing(slot, block_time, out, legs)
 
     # -- queries ------------------------------------------------------------------------

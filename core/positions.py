@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.snapshot import opt_dec
 
@@ -42,8 +42,7 @@ class Lot:
         return [self.key, str(self.amount), None if self.cost is None else str(self.cost), self.slot, self.time]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """The BUY that opened the current holding episode."""
 
     signature: str

@@ -18,20 +18,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from core.detectors import DETECTORS, Detector, Leg, LegRole, ShardContext
 from core.mints import STABLECOINS
-from core.models import Moment, ParsedTransaction, Side
+from core.models import Moment, Side, TradeEvent
 from core.oracle import LegPrices, MintHistory, SlotTicks
 from core.positions import Positions
 from core.snapshot import dumps, loads
 from core.thresholds import Thresholds
 from core.windows import Watermark
 
-__all__ = ["ShardState"]
+__all__ = ["ShardState", "WalletTx"]
 
 _NO_PRICES: Mapping[tuple[str, str, int], LegPrices] = {}
+ZERO = Decimal(0)
+
+
+class WalletTx(Protocol):
+    """What `ShardState.apply` reads of a transaction (a `ParsedTransaction` has all of it)."""
+
+    signature: str
+    slot: int
+    block_time: int | None
+    wallet: str
+    failed: bool
+    flows: Mapping[str, Decimal]
+    trades: tuple[TradeEvent, ...]
 
 
 def _overrides(detectors: list[Detector], hook: str) -> list[Any]:
@@ -49,7 +62,8 @@ class ShardState:
         self.ctx = ShardContext(thresholds)
         self.detectors: list[Detector] = [cls(self.ctx) for cls in DETECTORS]
         self._on_seen = _overrides(self.detectors, "on_seen")
-        self._on_trade = _overrides(self.detectors, "on_trade")
+        trade_hooks = [d for d in self.detectors if type(d).on_trade is not Detector.on_trade]
+        self._on_trade = {role: [d.on_trade for d in trade_hooks if role in d.roles] for role in LegRole}
         self._on_tick = _overrides(self.detectors, "on_tick")
         self._on_history = _overrides(self.detectors, "on_history")
         self._on_watermark = _overrides(self.detectors, "on_watermark")
@@ -99,8 +113,9 @@ class ShardState:
             for hook in self._on_history:
                 hook(history)
 
-    def apply(self, tx: ParsedTransaction, leg_prices: Mapping[tuple[str, str, int], LegPrices] = _NO_PRICES) -> list[Moment]:
-        """One transaction of a wallet this shard owns: positions first, then detectors."""
+    def apply(self, tx: WalletTx, leg_prices: Mapping[tuple[str, str, int], LegPrices] = _NO_PRICES) -> list[Moment]:
+        """One transaction of a wallet this shard owns: each leg goes to positions, then to
+        the detectors that want its role (`Detector.roles`)."""
         wallet, sig, slot = tx.wallet, tx.signature, tx.slot
         time = self.ctx.watermark.time_of(tx.block_time)
         out: list[Moment] = []
@@ -109,52 +124,59 @@ class ShardState:
         if tx.failed:
             return out
         positions = self.ctx.positions
-        legs: list[Leg] = []
+        hooks = self._on_trade
+        flows = tx.flows
         traded: dict[str, Decimal] = {}
+
+        def emit(leg: Leg) -> None:
+            for hook in hooks[leg.role]:
+                found = hook(leg)
+                if found:
+                    out.extend(found)
+
         for trade in tx.trades:
-            ix, mint, amount, quote, quote_amount = trade.ix, trade.mint, trade.amount, trade.quote_mint, trade.quote_amount
-            lp = leg_prices.get((sig, wallet, ix))
+            ix, side, mint, amount = trade.ix, trade.side, trade.mint, trade.amount
+            quote, quote_amount = trade.quote_mint, trade.quote_amount
+            if flows:
+                sold = side is Side.SELL
+                traded[mint] = traded.get(mint, ZERO) + (-amount if sold else amount)
+                traded[quote] = traded.get(quote, ZERO) + (quote_amount if sold else -quote_amount)
+            lp = leg_prices.get((sig, wallet, ix)) if leg_prices else None
             key = f"{sig}:{ix}"
-            traded[mint] = traded.get(mint, 0) + (-amount if trade.side is Side.SELL else amount)
-            traded[quote] = traded.get(quote, 0) + (quote_amount if trade.side is Side.SELL else -quote_amount)
-            if trade.side is Side.SWAP:
+            if side is Side.SWAP:
                 p_mint = lp.mint if lp else None
                 p_quote = lp.quote if lp else None
                 positions.dispose(wallet, quote, quote_amount)
-                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.SELL, quote, quote_amount, p_quote,
-                                judged=p_mint is None and p_quote is not None))
-                opened = positions.acquire(wallet, mint, amount, None if p_mint is None else amount * p_mint, key, slot,
-                                           time, None if p_mint is None else (sig, p_mint))
-                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, p_mint,
-                                judged=p_mint is not None, lot_key=key, opened_entry=opened))
+                emit(Leg(wallet, sig, ix, slot, time, LegRole.SELL, quote, quote_amount, p_quote,
+                         p_mint is None and p_quote is not None))
+                opened = positions.acquire(wallet, mint, amount, None if p_mint is None else amount * p_mint, key,
+                                           slot, time, None if p_mint is None else (sig, p_mint))
+                emit(Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, p_mint, p_mint is not None, key, opened))
                 continue
-            price = trade.price_usd if trade.price_usd is not None else (lp.mint if lp else None)
-            stable_quote = quote in STABLECOINS
-            if trade.side is Side.BUY:
-                cost = None if price is None else (quote_amount if stable_quote else amount * price)
+            price = trade.price_usd
+            if price is None and lp:
+                price = lp.mint
+            if side is Side.BUY:
+                cost = None if price is None else (quote_amount if quote in STABLECOINS else amount * price)
                 opened = positions.acquire(wallet, mint, amount, cost, key, slot, time,
                                            None if price is None else (sig, price))
+                emit(Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, price, price is not None, key, opened))
                 positions.dispose(wallet, quote, quote_amount)
-                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, price,
-                                judged=price is not None, lot_key=key, opened_entry=opened))
-                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.SEND, quote, quote_amount, None))
+                emit(Leg(wallet, sig, ix, slot, time, LegRole.SEND, quote, quote_amount, None))
             else:
-                value = None if price is None else (quote_amount if stable_quote else amount * price)
+                value = None if price is None else (quote_amount if quote in STABLECOINS else amount * price)
                 positions.dispose(wallet, mint, amount)
+                emit(Leg(wallet, sig, ix, slot, time, LegRole.SELL, mint, amount, price, price is not None))
                 positions.acquire(wallet, quote, quote_amount, value, f"{key}:q", slot, time)
-                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.SELL, mint, amount, price, judged=price is not None))
-                legs.append(Leg(wallet, sig, ix, slot, time, LegRole.RECEIVE, quote, quote_amount, None))
-        for mint, delta in tx.flows.items():  # what the trades do not explain: transfers in and out
-            rest = delta - traded.get(mint, 0)
+                emit(Leg(wallet, sig, ix, slot, time, LegRole.RECEIVE, quote, quote_amount, None))
+        for mint, delta in flows.items():  # what the trades do not explain: transfers in and out
+            rest = delta - traded.get(mint, ZERO)
             if rest > 0:
                 positions.acquire(wallet, mint, rest, None, f"{sig}:t", slot, time)
-                legs.append(Leg(wallet, sig, -1, slot, time, LegRole.RECEIVE, mint, rest, None))
+                emit(Leg(wallet, sig, -1, slot, time, LegRole.RECEIVE, mint, rest, None))
             elif rest < 0:
                 positions.dispose(wallet, mint, -rest)
-                legs.append(Leg(wallet, sig, -1, slot, time, LegRole.SEND, mint, -rest, None))
-        for leg in legs:
-            for hook in self._on_trade:
-                out += hook(leg)
+                emit(Leg(wallet, sig, -1, slot, time, LegRole.SEND, mint, -rest, None))
         return out
 
     # -- checkpoints --------------------------------------------------------------------

@@ -21,6 +21,7 @@ class RawTx:
 
     `result` is a full `getTransaction` result (`slot`, `blockTime`, `transaction`, `meta`,
     `version`), or None when only the signature is known and it still has to be fetched.
+    Equality and hashing use (signature, slot) only: the same transaction, fetched or not.
     """
 
     signature: str
@@ -54,7 +55,7 @@ class SourceStats:
 
     received: int = 0  # transaction notifications / recorded lines read
     malformed: int = 0  # frames or lines that could not be read
-    reconnects: int = 0  # connections lost and re-opened
+    reconnects: int = 0  # connections lost, or connection attempts that failed
     dropped: int = 0  # notifications discarded locally (client queue overflow)
     backfilled: int = 0  # transactions emitted by gap backfill
     duplicates: int = 0  # items not emitted because their signature was already emitted

@@ -85,7 +85,7 @@ class RateCap:
         now = self._clock()
         self._expire(now)
         excess = self._in_window + n - self.capacity
-        for when, count in self._spent:
+        for when, count in self._spent:  # the oldest spends come back first
             if excess <= 0:
                 break
             excess -= count
@@ -145,8 +145,9 @@ class RpcClient:
         self._concurrency = asyncio.Semaphore(max_concurrency)
         self._max_version = max_supported_transaction_version
         self._attempts = max_attempts
-        self._backoff = wait_exponential_jitter(multiplier=backoff_initial_s, max=backoff_max_s, jitter=backoff_initial_s)
-        self._backoff_max_s = backoff_max_s
+        self._backoff = wait_exponential_jitter(
+            multiplier=backoff_initial_s, max=backoff_max_s, jitter=backoff_initial_s
+        )
         self._ids = itertools.count(1)
         # solana-py retries transport errors itself by default; tenacity owns that here.
         self._solana = AsyncClient(http_url, Commitment(commitment), timeout=timeout_s, max_transport_retries=0)
@@ -161,7 +162,7 @@ class RpcClient:
         return cls(settings.rpc_http_url, **(options | overrides))
 
     async def __aenter__(self) -> Self:
-        return self
+        return self  # nothing to open: both HTTP clients connect lazily
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
@@ -226,7 +227,11 @@ class RpcClient:
         return await self._retry(method, 1, attempt)
 
     async def _get_batch(self, chunk: Sequence[str], encoding: str) -> dict[str, Mapping[str, Any] | None]:
-        config = {"encoding": encoding, "commitment": self.commitment, "maxSupportedTransactionVersion": self._max_version}
+        config = {
+            "encoding": encoding,
+            "commitment": self.commitment,
+            "maxSupportedTransactionVersion": self._max_version,
+        }
         ids = {next(self._ids): sig for sig in chunk}
         body = orjson.dumps(
             [{"jsonrpc": "2.0", "id": i, "method": "getTransaction", "params": [sig, config]} for i, sig in ids.items()]

@@ -7,7 +7,7 @@ from collections import deque
 from decimal import Decimal
 from typing import Any
 
-from core.detectors.base import Detector, Leg, LegRole, ShardContext, build_moment, clamp01
+from core.detectors.base import Detector, Leg, LegRole, ShardContext, build_moment, clamp01, explain_text
 from core.models import Moment, MomentKind, MomentStatus, Tick, moment_id
 from core.oracle import MintHistory, SlotTicks, reference_price
 from core.snapshot import decode_tick, encode_tick
@@ -58,10 +58,14 @@ class BadRoute(Detector):
     """
 
     kind = MomentKind.BAD_ROUTE
+    roles = frozenset({LegRole.BUY, LegRole.SELL})
 
     def __init__(self, ctx: ShardContext) -> None:
         super().__init__(ctx)
-        self.window = self.th.bad_route_ref_window_s
+        th = self.th
+        self.window = th.bad_route_ref_window_s
+        self._thresholds = explain_text({"min_pct": th.bad_route_min_pct, "min_usd": th.bad_route_min_usd,
+                                         "ref_window_s": self.window, "min_ref_ticks": th.bad_route_min_ref_ticks})
         self.pending: dict[str, _Pending] = {}
         self.by_mint: dict[str, list[tuple[int, int, str]]] = {}  # mint -> heap (t, seq, key)
         self.buffers: dict[str, deque[Tick]] = {}
@@ -76,7 +80,7 @@ class BadRoute(Detector):
     def on_trade(self, leg: Leg) -> list[Moment]:
         if not leg.judged or leg.price_usd is None:
             return []
-        key = moment_id(MomentKind.BAD_ROUTE, leg.wallet, leg.mint, leg.signature)
+        key = f"{leg.wallet}|{leg.mint}|{leg.signature}"
         if key in self.pending:
             return []
         mint = leg.mint
@@ -132,14 +136,12 @@ class BadRoute(Detector):
             return None
         end = p.t + self.window
         return build_moment(
-            MomentKind.BAD_ROUTE, wallet=p.wallet, mint=p.mint, sig_ref=p.sig, slot_ref=p.slot, pct=pct, usd=usd,
+            MomentKind.BAD_ROUTE, mid=moment_id(MomentKind.BAD_ROUTE, p.wallet, p.mint, p.sig), wallet=p.wallet, mint=p.mint, sig_ref=p.sig, slot_ref=p.slot, pct=pct, usd=usd,
             severity=self.severity(pct, usd), window=(p.t - self.window, end), status=MomentStatus.FINAL,
             detected_at=end, updated_at=end, rule=RULE,
             inputs={"side": "BUY" if p.buy else "SELL", "amount": p.amount, "p_exec": p.p_exec, "p_ref": p_ref,
-                    "ref_ticks": len(ref.prices), "ref_prices": list(ref.prices), "t": p.t},
-            thresholds={"min_pct": th.bad_route_min_pct, "min_usd": th.bad_route_min_usd,
-                        "ref_window_s": self.window, "min_ref_ticks": th.bad_route_min_ref_ticks},
-            state="judged",
+                    "ref_ticks": len(ref.prices), "ref_prices": [format(x, "f") for x in ref.prices], "t": p.t},
+            thresholds=self._thresholds, state="judged",
         )
 
     def _trim(self, mint: str) -> None:

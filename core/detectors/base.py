@@ -19,12 +19,10 @@ the moment's own `pct`/`usd_value`/`severity` are rounded half-even to 8/8/4 pla
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Context, Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from core.codec import jsonable
 from core.mints import STABLECOINS
 from core.models import Moment, MomentKind, MomentStatus, moment_id
 from core.oracle import MintHistory, SlotTicks
@@ -38,6 +36,7 @@ __all__ = [
     "ShardContext",
     "Detector",
     "build_moment",
+    "explain_text",
     "clamp01",
 ]
 
@@ -57,20 +56,34 @@ class LegRole(StrEnum):
     SEND = "SEND"  # quote paid for a BUY, or a transfer out
 
 
-@dataclass(frozen=True, slots=True)
 class Leg:
-    wallet: str
-    signature: str
-    ix: int
-    slot: int
-    time: int
-    role: LegRole
-    mint: str
-    amount: Decimal
-    price_usd: Decimal | None  # USD per unit of `mint`; None = unpriceable
-    judged: bool = False  # the leg BAD_ROUTE judges for this trade
-    lot_key: str | None = None  # BUY: the lot it created
-    opened_entry: bool = False  # BUY: it opened the position's entry (RUG)
+    """One change of a wallet's holdings of `mint`, as the shard applied it."""
+
+    __slots__ = ("wallet", "signature", "ix", "slot", "time", "role", "mint", "amount", "price_usd", "judged",
+                 "lot_key", "opened_entry")
+
+    def __init__(
+        self,
+        wallet: str,
+        signature: str,
+        ix: int,
+        slot: int,
+        time: int,
+        role: LegRole,
+        mint: str,
+        amount: Decimal,
+        price_usd: Decimal | None,  # USD per unit of `mint`; None = unpriceable
+        judged: bool = False,  # the leg BAD_ROUTE judges for this trade
+        lot_key: str | None = None,  # BUY: the lot it created
+        opened_entry: bool = False,  # BUY: it opened the position's entry (RUG)
+    ) -> None:
+        self.wallet, self.signature, self.ix, self.slot, self.time = wallet, signature, ix, slot, time
+        self.role, self.mint, self.amount, self.price_usd = role, mint, amount, price_usd
+        self.judged, self.lot_key, self.opened_entry = judged, lot_key, opened_entry
+
+    def __repr__(self) -> str:
+        return (f"Leg({self.role.value} {self.amount} {self.mint[:6]} @ {self.price_usd} by {self.wallet[:6]} "
+                f"in {self.signature[:8]}:{self.ix})")
 
 
 class ShardContext:
@@ -117,6 +130,7 @@ class Detector:
     """Base class: every hook answers `[]` unless a detector overrides it."""
 
     kind: ClassVar[MomentKind]
+    roles: ClassVar[frozenset[LegRole]] = frozenset(LegRole)  # the legs `on_trade` wants to see
 
     def __init__(self, ctx: ShardContext) -> None:
         self.ctx = ctx
@@ -152,9 +166,15 @@ def clamp01(x: Decimal) -> Decimal:
     return ZERO if x < 0 else ONE if x > 1 else x
 
 
+def explain_text(values: dict[str, Any]) -> dict[str, Any]:
+    """A flat dict with its Decimals as exact strings (no exponent)."""
+    return {k: format(v, "f") if v.__class__ is Decimal else v for k, v in values.items()}
+
+
 def build_moment(
     kind: MomentKind,
     *,
+    mid: str | None = None,
     wallet: str,
     mint: str,
     sig_ref: str,
@@ -171,29 +191,33 @@ def build_moment(
     thresholds: dict[str, Any],
     state: str,
 ) -> Moment:
-    """The one way detectors make a `Moment` (deterministic id, rounded figures, explain)."""
-    usd = usd if usd > 0 else ZERO
+    """The one way detectors make a `Moment` (deterministic id, rounded figures, explain).
+
+    `mid` is `moment_id(kind, wallet, mint, sig_ref)` when the caller has it cached;
+    `thresholds` is already text (`explain_text`), computed once per detector."""
+    if usd < 0:
+        usd = ZERO
     explain = {
         "rule": rule,
-        "inputs": jsonable(inputs),
-        "thresholds": jsonable(thresholds),
-        "result": jsonable({"pct": pct, "usd": usd, "severity": severity}),
+        "inputs": explain_text(inputs),
+        "thresholds": dict(thresholds),
+        "result": {"pct": format(pct, "f"), "usd": format(usd, "f"), "severity": format(severity, "f")},
         "state": state,
     }
     return Moment(
-        id=moment_id(kind, wallet, mint, sig_ref),
-        kind=kind,
-        wallet=wallet,
-        mint=mint,
-        severity=severity.quantize(_Q4, context=_WIDE),
-        pct=pct.quantize(_Q8, context=_WIDE),
-        usd_value=usd.quantize(_Q8, context=_WIDE),
-        window_start=window[0],
-        window_end=window[1],
-        sig_ref=sig_ref,
-        slot_ref=slot_ref,
-        status=status,
-        detected_at=detected_at,
-        updated_at=updated_at,
-        explain=explain,
+        mid or moment_id(kind, wallet, mint, sig_ref),
+        kind,
+        wallet,
+        mint,
+        severity.quantize(_Q4, context=_WIDE),
+        pct.quantize(_Q8, context=_WIDE),
+        usd.quantize(_Q8, context=_WIDE),
+        window[0],
+        window[1],
+        sig_ref,
+        slot_ref,
+        status,
+        detected_at,
+        updated_at,
+        explain,
     )

@@ -6,7 +6,7 @@ import heapq
 from decimal import Decimal
 from typing import Any
 
-from core.detectors.base import ZERO, Detector, Leg, LegRole, ShardContext, build_moment, clamp01
+from core.detectors.base import ZERO, Detector, Leg, LegRole, ShardContext, build_moment, clamp01, explain_text
 from core.models import Moment, MomentKind, MomentStatus, moment_id
 from core.oracle import SlotTicks
 from core.windows import TimerQueue, Watermark
@@ -19,7 +19,7 @@ RULE = "pct = (p_low - p_entry) / p_entry; usd = held * (p_entry - p_low)"
 
 class _Watch:
     __slots__ = ("wid", "wallet", "mint", "sig", "slot", "t", "end", "lot", "q", "p_entry", "crossed",
-                 "trough", "trough_time", "held", "detected_at")
+                 "trough", "trough_time", "held", "detected_at", "mid")
 
     def __init__(self, wid: str, leg: Leg, end: int) -> None:
         self.wid, self.wallet, self.mint, self.sig, self.slot = wid, leg.wallet, leg.mint, leg.signature, leg.slot
@@ -29,6 +29,7 @@ class _Watch:
         self.trough_time = 0
         self.held: Decimal = ZERO  # part of the lot held at the trough
         self.detected_at = 0
+        self.mid: str | None = None
 
     def to_list(self) -> list[Any]:
         return [self.wid, self.wallet, self.mint, self.sig, self.slot, self.t, self.end, self.lot, str(self.q),
@@ -40,6 +41,7 @@ class _Watch:
         (w.wid, w.wallet, w.mint, w.sig, w.slot, w.t, w.end, w.lot, q, p_entry, w.crossed, trough,
          w.trough_time, held, w.detected_at) = d
         w.q, w.p_entry, w.trough, w.held = Decimal(q), Decimal(p_entry), Decimal(trough), Decimal(held)
+        w.mid = None
         return w
 
 
@@ -63,13 +65,17 @@ class BagHolderDrawdown(Detector):
     """
 
     kind = MomentKind.BHD
+    roles = frozenset({LegRole.BUY})
 
     def __init__(self, ctx: ShardContext) -> None:
         super().__init__(ctx)
-        self._factor = 1 + self.th.bhd_max_pct
+        th = self.th
+        self._factor = 1 + th.bhd_max_pct
+        self._thresholds = explain_text(
+            {"max_pct": th.bhd_max_pct, "min_usd": th.bhd_min_usd, "window_s": th.bhd_window_s})
         self.watches: dict[str, _Watch] = {}
         self.pending: dict[str, list[tuple[Decimal, int, str]]] = {}  # mint -> heap (-p_cross, seq, wid)
-        self.crossed: dict[str, dict[str, None]] = {}
+        self.crossed: dict[str, list[tuple[Decimal, int, str]]] = {}  # mint -> heap (-trough, seq, wid)
         self.live: dict[str, int] = {}
         self.timers = TimerQueue()
         self.seq = 0
@@ -89,7 +95,7 @@ class BagHolderDrawdown(Detector):
         p_cross = self._p_cross(price, leg.amount)
         if p_cross <= 0:
             return []
-        wid = moment_id(MomentKind.BHD, leg.wallet, leg.mint, leg.signature)
+        wid = f"{leg.wallet}|{leg.mint}|{leg.signature}"
         if wid in self.watches:
             return []
         end = leg.time + self.th.bhd_window_s
@@ -109,18 +115,24 @@ class BagHolderDrawdown(Detector):
         out: list[Moment] = []
         positions = self.ctx.positions
         crossed = self.crossed.get(mint)
-        if crossed:
-            for wid in list(crossed):
-                w = self.watches[wid]
-                if low >= w.trough or now <= w.t:
-                    continue
+        if crossed and -crossed[0][0] > low:  # crossed watches whose trough this slot undercuts
+            back = []
+            while crossed and -crossed[0][0] > low:
+                item = heapq.heappop(crossed)
+                w = self.watches.get(item[2])
+                if w is None:
+                    continue  # window closed
                 held = positions.remaining(w.wallet, mint, w.lot)
                 if held == 0:
-                    del crossed[wid]  # nothing left of the lot: the reported trough stands
-                    continue
+                    continue  # nothing left of the lot: the reported trough stands
                 if self._meets(w.p_entry, low, held):
                     w.trough, w.trough_time, w.held = low, now, held
                     out.append(self._moment(w, MomentStatus.OPEN, now, "deepened"))
+                    back.append((-low, item[1], item[2]))
+                else:
+                    back.append(item)
+            for item in back:
+                heapq.heappush(crossed, item)
         heap = self.pending.get(mint)
         if heap and -heap[0][0] >= low:
             retry = []
@@ -138,7 +150,7 @@ class BagHolderDrawdown(Detector):
                     continue
                 if self._meets(w.p_entry, low, held):
                     w.crossed, w.trough, w.trough_time, w.held, w.detected_at = True, low, now, held, now
-                    self.crossed.setdefault(mint, {})[w.wid] = None
+                    heapq.heappush(self.crossed.setdefault(mint, []), (-low, item[1], w.wid))
                     out.append(self._moment(w, MomentStatus.OPEN, now, "crossed"))
                     continue
                 p_cross = self._p_cross(w.p_entry, held)  # less is held now: a lower price is needed
@@ -171,16 +183,15 @@ class BagHolderDrawdown(Detector):
     def _drop(self, w: _Watch, *, compact: bool = True) -> None:
         del self.watches[w.wid]
         mint = w.mint
-        crossed = self.crossed.get(mint)
-        if crossed:
-            crossed.pop(w.wid, None)
         live = self.live[mint] - 1
         if live:
             self.live[mint] = live
-            heap = self.pending[mint]
-            if compact and len(heap) > 2 * live + 16:
-                self.pending[mint] = [i for i in heap if i[2] in self.watches]
-                heapq.heapify(self.pending[mint])
+            if compact:  # drop entries of closed windows
+                for heaps in (self.pending, self.crossed):
+                    heap = heaps.get(mint)
+                    if heap and len(heap) > 2 * live + 16:
+                        heaps[mint] = [i for i in heap if i[2] in self.watches]
+                        heapq.heapify(heaps[mint])
             return
         del self.live[mint]
         self.pending.pop(mint, None)
@@ -188,25 +199,25 @@ class BagHolderDrawdown(Detector):
         self.ctx.unwatch(mint)
 
     def _moment(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> Moment:
-        th = self.th
+        if w.mid is None:
+            w.mid = moment_id(MomentKind.BHD, w.wallet, w.mint, w.sig)
         drop = w.p_entry - w.trough
         pct = -drop / w.p_entry
         usd = w.held * drop
         return build_moment(
-            MomentKind.BHD, wallet=w.wallet, mint=w.mint, sig_ref=w.sig, slot_ref=w.slot, pct=pct, usd=usd,
-            severity=self.severity(pct, usd), window=(w.t, w.end), status=status, detected_at=w.detected_at,
-            updated_at=updated_at, rule=RULE,
+            MomentKind.BHD, mid=w.mid, wallet=w.wallet, mint=w.mint, sig_ref=w.sig, slot_ref=w.slot, pct=pct,
+            usd=usd, severity=self.severity(pct, usd), window=(w.t, w.end), status=status,
+            detected_at=w.detected_at, updated_at=updated_at, rule=RULE,
             inputs={"q": w.q, "p_entry": w.p_entry, "p_low": w.trough, "held": w.held, "t_entry": w.t,
                     "t_low": w.trough_time, "lot": w.lot},
-            thresholds={"max_pct": th.bhd_max_pct, "min_usd": th.bhd_min_usd, "window_s": th.bhd_window_s},
-            state=state,
+            thresholds=self._thresholds, state=state,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "watches": [w.to_list() for w in self.watches.values()],
             "pending": {m: [[str(p), s, wid] for p, s, wid in h] for m, h in self.pending.items()},
-            "crossed": {m: list(c) for m, c in self.crossed.items()},
+            "crossed": {m: [[str(p), s, wid] for p, s, wid in h] for m, h in self.crossed.items()},
             "live": self.live,
             "timers": self.timers.to_dict(),
             "seq": self.seq,
@@ -215,7 +226,7 @@ class BagHolderDrawdown(Detector):
     def load_dict(self, d: dict[str, Any]) -> None:
         self.watches = {w[0]: _Watch.from_list(w) for w in d["watches"]}
         self.pending = {m: [(Decimal(p), s, wid) for p, s, wid in h] for m, h in d["pending"].items()}
-        self.crossed = {m: dict.fromkeys(c) for m, c in d["crossed"].items()}
+        self.crossed = {m: [(Decimal(p), s, wid) for p, s, wid in h] for m, h in d["crossed"].items()}
         self.live = dict(d["live"])
         self.timers = TimerQueue.from_dict(d["timers"])
         self.seq = d["seq"]

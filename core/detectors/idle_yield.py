@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from core.detectors.base import ZERO, Detector, Leg, ShardContext, build_moment, clamp01
+from core.detectors.base import ZERO, Detector, Leg, ShardContext, build_moment, clamp01, explain_text
 from core.mints import SOL_MINT
 from core.models import Moment, MomentKind, MomentStatus
 from core.windows import TimerQueue, Watermark
@@ -162,7 +162,8 @@ class IdleYield(Detector):
             inputs={"apr": self.apr[mint], "days": th.idle_period_days, "priced_days": a.priced_days,
                     "unpriced_days": a.unpriced_days, "sum_daily_idle_usd": a.usd_days, "mean_idle_usd": mean,
                     "balance_at_end": a.amount},
-            thresholds={"min_usd": th.idle_min_usd, "period_days": th.idle_period_days, "apr": self.apr[mint]},
+            thresholds=explain_text({"min_usd": th.idle_min_usd, "period_days": th.idle_period_days,
+                                     "apr": self.apr[mint]}),
             state="period_closed",
         )
 

@@ -152,7 +152,8 @@ def _address(kind: str, i: int) -> str:
 
 
 def synthetic_events(
-    n: int, wallets: int, mints: int, seed: int = 7, seconds_per_slot: int = 15, per_slot: int = 4
+    n: int, wallets: int, mints: int, seed: int = 7, seconds_per_slot: int = 15, per_slot: int = 4,
+    volatility: float = 0.01,
 ) -> tuple[list[Any], list[str]]:
     """A deterministic stream of `n` TradeEvents and the tracked trader wallets."""
     from decimal import Decimal
@@ -186,7 +187,7 @@ def synthetic_events(
             continue
         w = rng.randrange(wallets)
         m = _pick(rng, cum)
-        price[m] = min(1e4, max(1e-8, price[m] * math.exp(rng.gauss(0, 0.03))))
+        price[m] = min(1e4, max(1e-8, price[m] * math.exp(rng.gauss(0, volatility))))
         p = price[m]
         qty = rng.choice(qtys)
         have = held.get((w, m), 0)

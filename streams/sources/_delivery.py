@@ -139,7 +139,7 @@ class Delivery:
                 fresh[hit.signature] = hit
         missing = [sig for sig, hit in fresh.items() if hit.result is None]
         fetched = await self._rpc.get_transactions(missing, self._encoding) if missing else {}
-        items = [_raw(hit, hit.result if hit.result is not None else fetched.get(hit.signature)) for hit in fresh.values()]
+        items = [_raw(hit, fetched.get(sig) if hit.result is None else hit.result) for sig, hit in fresh.items()]
         if items:
             await emit(items)
             self.stats.emitted += len(items)

@@ -123,9 +123,17 @@ class LiveSource:
         raise NotImplementedError
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
+        """Until `stop`: then every connection is cancelled where it stands, even inside `emit`.
+
+        Nothing is lost by that: cursors only move after `emit` returned, so whatever was cut
+        off is backfilled on the next start (at-least-once; downstream dedups by signature).
+        """
         try:
             await self.delivery.load_cursors(self.wallets)
-            loops = [asyncio.create_task(_GroupLoop(self, group).run(emit), name=f"source-{i}") for i, group in enumerate(self.groups)]
+            loops = [
+                asyncio.create_task(_GroupLoop(self, group).run(emit), name=f"source-group-{i}")
+                for i, group in enumerate(self.groups)
+            ]
             stopper = asyncio.create_task(stop.wait())
             try:
                 done, _ = await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -157,7 +165,7 @@ class _GroupLoop:
                 # Read before subscribing: a floor no live notification can be older than.
                 now = await self.source.rpc.get_slot()
                 async with self.source.open_session(self.wallets) as session:
-                    await self._catch_up(emit, now, reconnect=self.watch_since is not None)
+                    await self._catch_up(emit, now, after_gap=self.watch_since is not None)
                     log.info("source_live", wallets=len(self.wallets), since_slot=self.watch_since)
                     await self._pump(session, emit)
             except RECONNECTABLE as exc:
@@ -168,15 +176,15 @@ class _GroupLoop:
             await asyncio.sleep(backoff_delay(attempt, self.policy))
             attempt += 1
 
-    async def _catch_up(self, emit: Emit, now: int, *, reconnect: bool) -> None:
+    async def _catch_up(self, emit: Emit, now: int, *, after_gap: bool) -> None:
         # Subscribed already: what the backfill finds may also arrive live; dedup absorbs it.
         if self.watch_since is None:
             self.watch_since = now
-        if reconnect:
+        if after_gap:
             await emit([Gap(self.last_slot, now, self.wallets)])
         for wallet in self.wallets:
             cursor = self.delivery.cursor(wallet)
-            if cursor is None and not reconnect:
+            if cursor is None and not after_gap:
                 continue  # first connection and nothing seen yet: live from here on
             entries = await missing_entries(
                 self.source.rpc,
@@ -194,7 +202,7 @@ class _GroupLoop:
                 self._saw(await self.delivery.deliver(hits, emit, backfill=True))
 
     async def _pump(self, session: Session, emit: Emit) -> None:
-        dropped = session.dropped
+        dropped = 0  # from the session's start: drops during the catch-up are gaps too
         while True:
             if self.policy.watchdog_s is None:
                 hits = await session.receive()
@@ -209,7 +217,7 @@ class _GroupLoop:
                 self.stats.dropped += session.dropped - dropped
                 dropped = session.dropped
                 log.warning("source_notifications_dropped", total=dropped)
-                await self._catch_up(emit, await self.source.rpc.get_slot(), reconnect=True)
+                await self._catch_up(emit, await self.source.rpc.get_slot(), after_gap=True)
             if hits:
                 self._saw(await self.delivery.deliver(hits, emit))
 

@@ -26,9 +26,41 @@ from streams.storage.moments import (
 )
 from streams.storage.pool import PoolMetrics, create_pool, health_check, register_codecs
 from streams.storage.transactions import trade_events_for_wallet, upsert_trade_events, upsert_transactions
+from streams.storage.users import (
+    Job,
+    JobStatus,
+    LinkNonce,
+    WalletLink,
+    claim_next_job,
+    consume_link_nonce,
+    count_active_jobs,
+    create_job,
+    create_link_nonce,
+    get_job,
+    get_link_nonce,
+    insert_wallet_link,
+    linked_wallets,
+    list_wallet_links,
+    update_job_progress,
+)
 from streams.storage.wallets import WalletSource, track_wallets, tracked_wallets
 
 __all__ = [
+    "Job",
+    "JobStatus",
+    "LinkNonce",
+    "WalletLink",
+    "claim_next_job",
+    "consume_link_nonce",
+    "count_active_jobs",
+    "create_job",
+    "create_link_nonce",
+    "get_job",
+    "get_link_nonce",
+    "insert_wallet_link",
+    "linked_wallets",
+    "list_wallet_links",
+    "update_job_progress",
     "Candle",
     "Checkpoint",
     "MomentCursor",

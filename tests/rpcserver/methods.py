@@ -70,7 +70,8 @@ def _get_transaction(ledger: Ledger, params: list[Any]) -> Any:
         raise RpcFault(
             -32015,
             f"Transaction version ({tx.version}) is not supported by the requesting client. Please try the"
-            f' request again with the following configuration parameter: "maxSupportedTransactionVersion": {tx.version}',
+            " request again with the following configuration parameter:"
+            f' "maxSupportedTransactionVersion": {tx.version}',
         )
     return tx.result
 
@@ -109,7 +110,11 @@ class Subscription:
         elif self.details == "signatures":
             result = {"signature": tx.signature, "slot": tx.slot, "transactionIndex": tx.seq}
         else:  # Helius puts the getTransaction body one level down and leaves out blockTime
-            body = {"transaction": tx.result["transaction"], "meta": tx.result.get("meta"), "version": tx.result.get("version", "legacy")}
+            body = {
+                "transaction": tx.result["transaction"],
+                "meta": tx.result.get("meta"),
+                "version": tx.result.get("version", "legacy"),
+            }
             result = {"signature": tx.signature, "slot": tx.slot, "transactionIndex": tx.seq, "transaction": body}
         return _notify(self, result)
 

@@ -44,7 +44,10 @@ class _Client:
         text = message if isinstance(message, str) else orjson.dumps(message).decode()
         async with self.lock:
             if not self.ws.closed:
-                await self.ws.send_str(text)
+                try:
+                    await self.ws.send_str(text)
+                except ConnectionError:
+                    pass  # the client is going away; its handler forgets it
 
 
 class LocalRpcServer:
@@ -129,8 +132,11 @@ class LocalRpcServer:
     async def send_raw(self, frame: str | bytes) -> None:
         """Send `frame` verbatim to every websocket (malformed input, unknown methods)."""
         for client in list(self._clients):
-            async with client.lock:
-                await (client.ws.send_bytes(frame) if isinstance(frame, bytes) else client.ws.send_str(frame))
+            if isinstance(frame, bytes):
+                async with client.lock:
+                    await client.ws.send_bytes(frame)
+            else:
+                await client.send(frame)
 
     def fail_http(self, count: int, status: int = 429, retry_after: str | None = None) -> None:
         """The next `count` HTTP posts get `status` instead of an answer."""
@@ -218,7 +224,8 @@ class LocalRpcServer:
     def _ws_call(self, client: _Client, request_id: Any, method: str, params: Any) -> dict[str, Any]:
         if method in _UNSUBSCRIBE:
             sub_id = params[0] if isinstance(params, list) and params else None
-            return {"jsonrpc": "2.0", "result": client.subs.pop(sub_id, None) is not None, "id": request_id}  # type: ignore[arg-type]
+            removed = isinstance(sub_id, int) and client.subs.pop(sub_id, None) is not None
+            return {"jsonrpc": "2.0", "result": removed, "id": request_id}
         try:
             sub = parse_subscription(next(self._sub_ids), method, params)
         except RpcFault as fault:

@@ -11,20 +11,26 @@ from streams.rpc import SignatureInfo
 class FakeNode:
     """getSignaturesForAddress over one wallet's history (oldest first), with real bound semantics."""
 
-    def __init__(self, count: int, *, first_slot: int = 100) -> None:
+    def __init__(
+        self, count: int, *, first_slot: int = 100, inclusive_until: bool = False, ignores_before: bool = False
+    ) -> None:
         self.history = [SignatureInfo(f"sig{i:03d}", first_slot + i) for i in range(count)]
         self.calls: list[tuple[str | None, str | None, int]] = []
+        self.inclusive_until, self.ignores_before = inclusive_until, ignores_before  # misbehaving nodes
 
     async def get_signatures_for_address(
         self, address: str, before: str | None = None, until: str | None = None, limit: int = 1000
     ) -> list[SignatureInfo]:
         self.calls.append((before, until, limit))
         newest_first = list(reversed(self.history))
-        if before is not None:
+        if before is not None and not self.ignores_before:
             newest_first = newest_first[[i.signature for i in newest_first].index(before) + 1 :]
         page: list[SignatureInfo] = []
         for info in newest_first:
-            if info.signature == until or len(page) == limit:
+            if len(page) == limit:
+                break
+            if info.signature == until:
+                page.extend([info] if self.inclusive_until else [])
                 break
             page.append(info)
         return page
@@ -39,7 +45,8 @@ async def test_pages_with_before_until_the_cursor_and_returns_oldest_first() -> 
 
     # Assert
     assert [i.signature for i in missing] == [f"sig{i:03d}" for i in range(6, 25)]
-    assert node.calls == [(None, "sig005", 5), ("sig020", "sig005", 5), ("sig015", "sig005", 5), ("sig010", "sig005", 5)]
+    assert [before for before, _, _ in node.calls] == [None, "sig020", "sig015", "sig010"]
+    assert {(until, limit) for _, until, limit in node.calls} == {("sig005", 5)}
 
 
 async def test_a_gap_of_exactly_one_page_asks_once_more_and_stops_on_the_empty_page() -> None:
@@ -68,21 +75,14 @@ async def test_without_a_cursor_the_slot_floor_bounds_the_walk() -> None:
 
 
 async def test_a_node_returning_the_bound_itself_does_not_re_emit_it() -> None:
-    class Inclusive(FakeNode):
-        async def get_signatures_for_address(self, address, before=None, until=None, limit=1000):  # type: ignore[no-untyped-def]
-            page = await super().get_signatures_for_address(address, before, None, limit)
-            return page[: [i.signature for i in page].index(until) + 1] if until in {i.signature for i in page} else page
-
-    assert await missing_signatures(Inclusive(5), "W", "sig002") == ["sig003", "sig004"]
+    assert await missing_signatures(FakeNode(5, inclusive_until=True), "W", "sig002") == ["sig003", "sig004"]
 
 
 async def test_a_node_ignoring_before_cannot_loop_forever() -> None:
-    class Stuck(FakeNode):
-        async def get_signatures_for_address(self, address, before=None, until=None, limit=1000):  # type: ignore[no-untyped-def]
-            return await super().get_signatures_for_address(address, None, until, limit)
+    node = FakeNode(10, ignores_before=True)
 
-    node = Stuck(10)
     await missing_entries(node, "W", None, min_slot=0, limit=3)
+
     assert len(node.calls) == 2
 
 

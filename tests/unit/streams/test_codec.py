@@ -25,6 +25,7 @@ from tests.fixtures import MAINNET, mainnet_transactions
 EXAMPLES: dict[str, Any] = json.loads((MAINNET / "ws_examples.json").read_text())
 TX_FRAMES = EXAMPLES["transactionNotification"]
 LOGS_FRAMES = EXAMPLES["logsNotification"]
+SLOT = {"parent": 75, "root": 44, "slot": 76}
 
 
 @pytest.mark.parametrize("example", TX_FRAMES, ids=lambda e: e["signature"][:8])
@@ -46,7 +47,9 @@ def test_helius_transaction_becomes_a_get_transaction_result(example: dict[str, 
 
 def test_helius_reshaping_matches_the_recorded_conversion() -> None:
     # ws_transactions.jsonl holds one of these frames converted by hand to a getTransaction result.
-    recorded = {sig: row for sig, row in mainnet_transactions().items() if "transactionNotification" in row.get("note", "")}
+    recorded = {
+        sig: row for sig, row in mainnet_transactions().items() if "transactionNotification" in row.get("note", "")
+    }
     assert recorded, "fixture row converted from a transactionNotification"
     compared = 0
     for example in TX_FRAMES:
@@ -97,12 +100,18 @@ def test_block_notification_is_unknown_not_an_error() -> None:
             {"jsonrpc": "2.0", "error": {"code": -32602, "message": "Invalid params"}, "id": 3},
             RpcError(3, -32602, "Invalid params"),
         ),
-        ({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}, RpcError(None, -32700, "Parse error")),
         (
-            {"jsonrpc": "2.0", "method": "slotNotification", "params": {"result": {"parent": 75, "root": 44, "slot": 76}, "subscription": 5}},
+            {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None},
+            RpcError(None, -32700, "Parse error"),
+        ),
+        (
+            {"jsonrpc": "2.0", "method": "slotNotification", "params": {"result": SLOT, "subscription": 5}},
             SlotTick(76, 75, 44),
         ),
-        ({"jsonrpc": "2.0", "method": "signatureNotification", "params": {"result": {}, "subscription": 1}}, Unknown("signatureNotification")),
+        (
+            {"jsonrpc": "2.0", "method": "signatureNotification", "params": {"result": {}, "subscription": 1}},
+            Unknown("signatureNotification"),
+        ),
     ],
 )
 def test_protocol_messages(message: dict[str, Any], expected: object) -> None:
@@ -138,7 +147,7 @@ def test_a_batch_frame_yields_one_value_per_message() -> None:
         '{"jsonrpc":"2.0","method":"transactionNotification","params":{"subscription":1}}',
         '{"jsonrpc":"2.0","method":"transactionNotification","params":{"result":{"slot":"9","signature":"x"}}}',
         '{"jsonrpc":"2.0","method":"transactionNotification","params":{"result":{"slot":9,"transaction":{"meta":{}}}}}',
-        '{"jsonrpc":"2.0","method":"logsNotification","params":{"result":{"context":{"slot":1},"value":{"signature":null}}}}',
+        '{"method":"logsNotification","params":{"result":{"context":{"slot":1},"value":{"signature":null}}}}',
         '{"jsonrpc":"2.0","method":"slotNotification","params":{"result":{"slot":true}}}',
         '{"jsonrpc":"2.0","error":"boom","id":1}',
     ],

@@ -1,0 +1,181 @@
+"""Who is calling: resolve the `Principal` once per request, before the rate limiter needs it.
+
+The middleware never rejects: it records an `AuthOutcome` (a principal, an `AuthError`, or
+neither) in the ASGI scope. The rate limiter counts the request against the principal (or
+the client IP when there is none), and routes decide with the dependencies below whether
+they need a caller at all: public routes ignore the outcome, protected routes raise the
+recorded `AuthError` (401 with its `reason`) or `token_missing`.
+
+Schemes (see `deployments.auth`): `Authorization: Bearer <Dynamic JWT>` makes a user,
+`Authorization: OOF-HMAC <service_id>.<ts>.<sig>` a service. The HMAC signature covers the
+body, so only that scheme reads it (bounded by `max_body_bytes`) and replays it to the app.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from fastapi import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.errors import AuthError
+from deployments.auth import HMAC_SCHEME, DynamicJwtAuth, HmacServiceAuth, Principal, require_service, require_user
+from deployments.problems import HttpStatusError
+
+__all__ = [
+    "AUTH_SCOPE_KEY",
+    "AuthOutcome",
+    "AuthenticateMiddleware",
+    "auth_outcome",
+    "principal_of",
+    "caller",
+    "user_caller",
+    "service_caller",
+]
+
+AUTH_SCOPE_KEY = "oof.auth"
+_BEARER = "bearer"
+_HMAC = HMAC_SCHEME.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthOutcome:
+    """What the credentials of one request said: a principal, a refusal, or nothing at all."""
+
+    principal: Principal | None = None
+    error: AuthError | None = None
+
+
+_ANONYMOUS = AuthOutcome()
+
+
+def _authorization(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return None
+
+
+def _request_target(scope: Scope) -> str:
+    """The path as the client sent it, query included: what an HMAC signature covers."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else scope["path"]
+    query = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+class AuthenticateMiddleware:
+    """Puts an `AuthOutcome` under `scope["oof.auth"]` and binds `user_id` to the request's logs."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        user_auth: DynamicJwtAuth | None,
+        service_auth: HmacServiceAuth | None,
+        *,
+        max_body_bytes: int = 1 << 20,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.user_auth = user_auth
+        self.service_auth = service_auth
+        self.max_body_bytes = max_body_bytes
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = _authorization(scope)
+        outcome, receive = await self._authenticate(header, scope, receive) if header else (_ANONYMOUS, receive)
+        scope[AUTH_SCOPE_KEY] = outcome
+        if outcome.principal is None:
+            await self.app(scope, receive, send)
+            return
+        with structlog.contextvars.bound_contextvars(
+            user_id=outcome.principal.id, principal_kind=outcome.principal.kind
+        ):
+            await self.app(scope, receive, send)
+
+    async def _authenticate(self, header: str, scope: Scope, receive: Receive) -> tuple[AuthOutcome, Receive]:
+        scheme = header.strip().partition(" ")[0].lower()
+        try:
+            if scheme == _BEARER:
+                if self.user_auth is None:
+                    raise AuthError("user tokens are not accepted here", reason="scheme_not_configured")
+                return AuthOutcome(await self.user_auth.authenticate(header)), receive
+            if scheme == _HMAC:
+                if self.service_auth is None:
+                    raise AuthError("service tokens are not accepted here", reason="scheme_not_configured")
+                body, receive = await self._read_body(receive)
+                principal = await self.service_auth.authenticate(
+                    header, scope["method"], _request_target(scope), body, self.clock()
+                )
+                return AuthOutcome(principal), receive
+            raise AuthError("unsupported Authorization scheme", reason="scheme_unsupported")
+        except AuthError as exc:
+            return AuthOutcome(error=exc), receive
+
+    async def _read_body(self, receive: Receive) -> tuple[bytes, Receive]:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away; the app will see the disconnect
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise HttpStatusError(413, f"request bodies are limited to {self.max_body_bytes} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return body, replay
+
+
+def auth_outcome(request: Request) -> AuthOutcome:
+    outcome = request.scope.get(AUTH_SCOPE_KEY)
+    return outcome if isinstance(outcome, AuthOutcome) else _ANONYMOUS
+
+
+def principal_of(scope: Scope) -> Principal | None:
+    outcome = scope.get(AUTH_SCOPE_KEY)
+    return outcome.principal if isinstance(outcome, AuthOutcome) else None
+
+
+def _checked(request: Request) -> Principal | None:
+    outcome = auth_outcome(request)
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.principal
+
+
+def caller(request: Request) -> Principal:
+    """Dependency: any authenticated caller (a user, or a service that sees everything)."""
+    principal = _checked(request)
+    if principal is None:
+        raise AuthError("authentication required", reason="token_missing")
+    return principal
+
+
+def user_caller(request: Request) -> Principal:
+    """Dependency: a user (services get 403)."""
+    return require_user(_checked(request))
+
+
+def service_caller(request: Request) -> Principal:
+    """Dependency: an internal service (users get 403)."""
+    return require_service(_checked(request))
