@@ -4,6 +4,11 @@ Input, in slot order: raw `getTransaction` results (parsed here), `ParsedTransac
 or bare `TradeEvent`s (benchmarks, tests), plus optional `advance(slot, block_time)`
 heartbeats. Output: moment upserts (`Moment`; the same id again means "replace").
 
+Tracking: with `tracked=None` every fee payer is tracked (its own view of each of its
+transactions); with a wallet list, a raw transaction is also parsed for every listed
+wallet it mentions (account keys, token-balance owners), so a transfer into a tracked
+wallet that someone else paid for is seen. Every priced swap — tracked or not — is a tick.
+
 Determinism
 - *Dedup*: each wallet's view of a transaction is processed once, keyed by
   `signature|wallet` (`signature|wallet|ix` for bare TradeEvents). Keys are kept for a
@@ -26,20 +31,27 @@ For each slot S with block time T, in this order:
 1. *Price side* (`PriceBook`, state keyed by mint, so it can be split over price actors by
    mint): `advance(S, T)`, then `apply_slot(S, T, trades)` with **all** trades of the slot
    (tracked or not) → `SlotPricing`: per mint the slot's `SlotTicks` (ticks, high, low,
-   close) and per trade leg its USD price. Cross-mint inputs: SOL/USD (SOL-quoted trades)
-   and the other side's latest price (token→token swaps) — with several price actors,
-   the SOL actor publishes the slot's SOL close first and swap legs are priced from the
-   previous slot-end prices exchanged between them (see `core.oracle`).
+   close) and the USD price of each trade that came without one. Cross-mint inputs:
+   SOL/USD (SOL-quoted trades, pass 2) and the other side's price (token→token swaps,
+   pass 3) — with several price actors a slot is priced in two phases: the actor owning
+   SOL publishes the slot's SOL close after pass 1, and after pass 2 the actors exchange
+   the closes of the mints the slot's swaps touch (see `core.oracle`).
+   `advance(S, T)` also answers the BAD_ROUTE `RefRequest`s whose window `t ± ref_window`
+   the watermark has now passed (`RefAnswer`, routed back by `reply_to` = shard id).
 2. *Shard side* (`ShardState`, wallets routed by `core.routing.shard_for`), each shard:
-   `advance(S, T)` (its windows/timers due by T fire on data up to S-1) →
-   `on_prices(SlotTicks of the mints in shard.watched)` → `apply(tx, pricing.legs)` for
-   its wallets' transactions → `take_history_requests()`, answered with
-   `on_history(PriceBook.history(mint))` (latest price + last `ref_window` of ticks) for
-   mints it started watching in S.
-So a shard receives, per slot, only the price information of the mints it watches plus
-the watermark, and acts on watermark S only after the slot-S price delivery: its clock
-never runs ahead of the price data it has been given. A shard actor must therefore wait
-for the price actors' slot-S delivery (possibly empty) before `advance(S+1, …)`.
+   `on_references(its RefAnswers)` → `advance(S, T)` (windows/timers due by T fire on
+   data up to S-1; answered BAD_ROUTE judgements are made) → `on_prices(SlotTicks of
+   the mints in shard.watched)` → `apply(tx, pricing.legs)` for its wallets' transactions
+   → `take_history_requests()`, answered with `on_history(PriceBook.history(mint))`
+   (the latest price) for mints it started watching in S, and `take_reference_requests()`,
+   sent to the price side (`PriceBook.request_reference`).
+So per slot a shard receives exactly: the watermark, the SlotTicks of the mints it
+watches, the USD prices of its own unpriced trades, the latest price of newly watched
+mints and the answers to its reference requests — and it acts on watermark S only after the slot-S
+price delivery: its clock never runs ahead of the price data it has been given. A shard
+actor therefore waits for the price actors' slot-S delivery (possibly empty) before
+`advance(S+1, …)`; a price actor answers a request only once its own watermark is past
+the request's window, so answers never depend on which actor was faster.
 """
 
 from __future__ import annotations
@@ -109,8 +121,8 @@ class Engine:
     def process(self, item: Input) -> list[Moment]:
         """Offer one input; returns the upserts of whatever slot it completed."""
         self.stats.inputs += 1
-        if isinstance(item, TradeEvent):
-            return self._offer(f"{item.signature}|{item.wallet}|{item.ix}", _EventView(item))
+        if item.__class__ is TradeEvent:
+            return self._offer(f"{item.signature}|{item.wallet}|{item.ix}", _EventView(item))  # type: ignore[union-attr]
         if isinstance(item, ParsedTransaction):
             return self._offer(f"{item.signature}|{item.wallet}", item)
         out: list[Moment] = []
@@ -162,7 +174,7 @@ class Engine:
 
     def _offer(self, key: str, view: ParsedTransaction) -> list[Moment]:
         slot = view.slot
-        out = self._roll(slot)
+        out = self._roll(slot) if slot != self._buf_slot else []
         stats = self.stats
         if slot < self._max_slot - self.dedup_slots:
             stats.stale += 1
@@ -201,7 +213,7 @@ class Engine:
             self._last_slot = slot
         time = self.watermark.time_of(block_time)
         book = self.book
-        book.advance(slot, block_time)
+        answers = book.advance(slot, block_time)
         trades = [t for v in views if not v.failed for t in v.trades]
         pricing = book.apply_slot(slot, time, trades) if trades else SlotPricing(slot, time, {}, {})
         stats.trades += len(trades)
@@ -214,15 +226,19 @@ class Engine:
                 by_shard[self._shard_of(view.wallet)].append(view)
         out: list[Moment] = []
         for shard, mine in zip(self.shards, by_shard):
+            if answers:
+                shard.on_references([a for a in answers if a.reply_to == shard.shard_id])
             out += shard.advance(slot, block_time)
             watched = shard.watched
             if pricing.ticks and watched:
                 out += shard.on_prices([s for m, s in pricing.ticks.items() if m in watched])
             for view in mine:
                 out += shard.apply(view, pricing.legs)
-            requests = shard.take_history_requests()
-            if requests:
-                shard.on_history([book.history(m) for m in requests])
+            if shard.ctx.history_requests:
+                shard.on_history([book.history(m) for m in shard.take_history_requests()])
+            if shard.ctx.reference_requests:
+                for request in shard.take_reference_requests():
+                    book.request_reference(request)
         if not out:
             return out
         for moment in out:

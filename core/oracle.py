@@ -17,196 +17,103 @@ keyed by mint (`MintBook`), so mints can be spread over several price actors; th
 cross-mint inputs are SOL/USD (pass 2) and the other side's price (pass 3).
 
 Peaks and troughs for detectors are tick extremes, delivered per slot as `SlotTicks`.
+BAD_ROUTE references are computed here too: a shard's `RefRequest` for a trade at `t` is
+answered (`RefAnswer`, the median of other wallets' ticks within `t ± ref_window`) when
+`advance` moves the watermark past `t + ref_window` — before any pruning, so a gap in
+the stream never loses the ticks an answer needs.
 `PriceBook.peak` / `trough` answer over stored candles, i.e. at minute resolution.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import heapq
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from core.mints import SOL_MINT, STABLECOINS
 from core.models import Side, Tick, TradeEvent
-from core.snapshot import decode_tick, dumps, encode_tick, loads
+from core.snapshot import dumps, loads
 from core.thresholds import Thresholds
+from core.ticks import (
+    Candle,
+    LegPrices,
+    MintBook,
+    MintHistory,
+    Reference,
+    RefAnswer,
+    RefRequest,
+    SlotPricing,
+    SlotTicks,
+    reference_price,
+)
 from core.windows import Watermark, minute_of
 
 __all__ = [
+    "PriceBook",
+    "DEFAULT_CANDLE_HORIZON_S",
+    # re-exported from core.ticks: what the oracle says
     "Candle",
     "SlotTicks",
     "LegPrices",
     "SlotPricing",
     "MintHistory",
     "Reference",
+    "RefRequest",
+    "RefAnswer",
     "reference_price",
     "MintBook",
-    "PriceBook",
 ]
 
 ONE = Decimal(1)
 _PRUNE_EVERY_S = 3_600
-
-
-@dataclass(slots=True)
-class Candle:
-    minute: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal  # token amount traded
-    count: int
-
-    def to_list(self) -> list[Any]:
-        return [self.minute, str(self.open), str(self.high), str(self.low), str(self.close), str(self.volume), self.count]
-
-    @classmethod
-    def from_list(cls, d: list[Any]) -> Candle:
-        return cls(d[0], Decimal(d[1]), Decimal(d[2]), Decimal(d[3]), Decimal(d[4]), Decimal(d[5]), d[6])
-
-
-class SlotTicks(NamedTuple):
-    """All ticks of one mint in one slot (pricing order), with their extremes and last price."""
-
-    mint: str
-    slot: int
-    block_time: int
-    ticks: tuple[Tick, ...]
-    high: Decimal
-    low: Decimal
-    close: Decimal
-
-
-class LegPrices(NamedTuple):
-    """USD per unit of a trade's `mint` and (token→token swaps only) of its `quote_mint`."""
-
-    mint: Decimal | None
-    quote: Decimal | None = None
-
-
-class SlotPricing(NamedTuple):
-    """What one slot's trades tell the oracle: ticks by mint, prices by (signature, wallet, ix)."""
-
-    slot: int
-    block_time: int
-    ticks: dict[str, SlotTicks]
-    legs: dict[tuple[str, str, int], LegPrices]
-
-
-class MintHistory(NamedTuple):
-    """A new subscriber's start: the latest price and the ticks of the last reference window."""
-
-    mint: str
-    last_price: Decimal | None
-    last_time: int | None
-    ticks: tuple[Tick, ...]
-
-
-class Reference(NamedTuple):
-    price: Decimal
-    prices: tuple[Decimal, ...]  # the reference ticks' prices, sorted
-
-
-def reference_price(
-    ticks: Iterable[Tick], t: int, exclude_wallet: str, window: int, min_ticks: int
-) -> Reference | None:
-    """Median of the ticks within `[t - window, t + window]` from wallets other than
-    `exclude_wallet`; None with fewer than `min_ticks` of them (no judgement without a reference)."""
-    lo, hi = t - window, t + window
-    prices = sorted([k.price_usd for k in ticks if lo <= k.block_time <= hi and k.wallet != exclude_wallet])
-    n = len(prices)
-    if n < min_ticks or n == 0:
-        return None
-    mid = n // 2
-    median = prices[mid] if n % 2 else (prices[mid - 1] + prices[mid]) / 2
-    return Reference(median, tuple(prices))
-
-
-class MintBook:
-    """Price state of one mint: last price, candles, recent ticks."""
-
-    __slots__ = ("last", "last_time", "candles", "recent")
-
-    def __init__(self) -> None:
-        self.last: Decimal | None = None
-        self.last_time = 0
-        self.candles: dict[int, Candle] = {}
-        self.recent: deque[Tick] = deque()
-
-    def add(self, tick: Tick, keep_since: int, candles_since: int) -> None:
-        price = tick.price_usd
-        self.last = price
-        self.last_time = tick.block_time
-        minute = tick.block_time // 60
-        candle = self.candles.get(minute)
-        if candle is None:
-            self.candles[minute] = Candle(minute, price, price, price, price, tick.amount, 1)
-            self.prune(keep_since, candles_since)
-        else:
-            if price > candle.high:
-                candle.high = price
-            elif price < candle.low:
-                candle.low = price
-            candle.close = price
-            candle.volume += tick.amount
-            candle.count += 1
-        recent = self.recent
-        recent.append(tick)
-        while recent and recent[0].block_time < keep_since:
-            recent.popleft()
-
-    def prune(self, keep_since: int, candles_since: int) -> None:
-        recent, candles = self.recent, self.candles
-        while recent and recent[0].block_time < keep_since:
-            recent.popleft()
-        first_minute = candles_since // 60
-        while candles:
-            minute = next(iter(candles))
-            if minute >= first_minute:
-                break
-            del candles[minute]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "last": None if self.last is None else str(self.last),
-            "last_time": self.last_time,
-            "candles": [c.to_list() for c in self.candles.values()],
-            "recent": [encode_tick(t) for t in self.recent],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MintBook:
-        book = cls()
-        book.last = None if d["last"] is None else Decimal(d["last"])
-        book.last_time = d["last_time"]
-        book.candles = {c[0]: Candle.from_list(c) for c in d["candles"]}
-        book.recent = deque(decode_tick(t) for t in d["recent"])
-        return book
+DEFAULT_CANDLE_HORIZON_S = 86_400
 
 
 class PriceBook:
-    """Ticks → prices for every mint; feeds shards per slot (see `core.engine`)."""
+    """Ticks → prices for every mint; feeds shards per slot (see `core.engine`).
 
-    def __init__(self, thresholds: Thresholds, candle_horizon_s: int | None = None) -> None:
+    Candles older than `candle_horizon_s` are dropped from memory (detectors keep their
+    own extremes; a price actor persists candles as it goes), so `candles`/`peak`/`trough`
+    answer within that horizon.
+    """
+
+    def __init__(self, thresholds: Thresholds, candle_horizon_s: int = DEFAULT_CANDLE_HORIZON_S) -> None:
         self.thresholds = thresholds
         self.ref_window = thresholds.bad_route_ref_window_s
-        self.candle_horizon_s = candle_horizon_s or max(thresholds.s2e_window_s, thresholds.bhd_window_s) + 86_400
+        self.candle_horizon_s = candle_horizon_s
         self.watermark = Watermark()
         self.mints: dict[str, MintBook] = {}
+        self.requests: list[tuple[int, int, RefRequest]] = []  # heap (due, seq, request)
+        self._seq = 0
         self._next_prune = 0
 
     # -- time ---------------------------------------------------------------------------
-    def advance(self, slot: int, block_time: int | None) -> None:
+    def advance(self, slot: int, block_time: int | None) -> list[RefAnswer]:
+        """Move the watermark; answer the reference requests whose window it has passed."""
         self.watermark.advance(slot, block_time)
         now = self.watermark.time
+        answers: list[RefAnswer] = []
+        requests = self.requests
+        if requests and requests[0][0] < now:
+            th = self.thresholds
+            window, need = th.bad_route_ref_window_s, th.bad_route_min_ref_ticks
+            while requests and requests[0][0] < now:
+                req = heapq.heappop(requests)[2]
+                book = self.mints.get(req.mint)
+                ref = None if book is None else reference_price(book.recent, req.t, req.wallet, window, need)
+                answers.append(RefAnswer(req.reply_to, req.key, ref))
         if now >= self._next_prune:
             self._next_prune = now + _PRUNE_EVERY_S
             keep, candles_since = now - 2 * self.ref_window, now - self.candle_horizon_s
             for book in self.mints.values():
                 book.prune(keep, candles_since)
+        return answers
+
+    def request_reference(self, request: RefRequest) -> None:
+        """Answered by `advance` once the watermark is past `request.t + ref_window`."""
+        self._seq += 1
+        heapq.heappush(self.requests, (request.t + self.ref_window, self._seq, request))
 
     # -- pricing ------------------------------------------------------------------------
     def apply_slot(self, slot: int, block_time: int, trades: Sequence[TradeEvent]) -> SlotPricing:
@@ -246,7 +153,7 @@ class PriceBook:
                     continue
                 else:
                     continue
-            legs[(trade.signature, trade.wallet, trade.ix)] = LegPrices(price)
+                legs[(trade.signature, trade.wallet, trade.ix)] = LegPrices(price)
             record(trade, trade.mint, price, trade.amount)
 
         if sol_quoted:  # pass 2: SOL-quoted at the slot's SOL/USD
@@ -294,12 +201,11 @@ class PriceBook:
         return ONE if mint in STABLECOINS else self.latest(mint)
 
     def history(self, mint: str) -> MintHistory:
-        """Latest price and the ticks of the last reference window (a new subscription's start)."""
+        """Where a new subscription to `mint` starts: its latest price."""
         book = self.mints.get(mint)
         if book is None:
-            return MintHistory(mint, None, None, ())
-        since = self.watermark.time - self.ref_window
-        return MintHistory(mint, book.last, book.last_time, tuple(t for t in book.recent if t.block_time >= since))
+            return MintHistory(mint, None, None)
+        return MintHistory(mint, book.last, book.last_time)
 
     def reference(self, mint: str, t: int, exclude_wallet: str) -> Reference | None:
         """BAD_ROUTE reference for a trade at `t` (meaningful once the watermark is past t + window)."""
@@ -332,12 +238,16 @@ class PriceBook:
         return {
             "watermark": self.watermark.to_list(),
             "next_prune": self._next_prune,
+            "seq": self._seq,
+            "requests": [[due, seq, list(r)] for due, seq, r in self.requests],
             "mints": {m: b.to_dict() for m, b in self.mints.items()},
         }
 
     def load_dict(self, d: dict[str, Any]) -> None:
         self.watermark = Watermark.from_list(d["watermark"])
         self._next_prune = d["next_prune"]
+        self._seq = d["seq"]
+        self.requests = [(due, seq, RefRequest(*r)) for due, seq, r in d["requests"]]
         self.mints = {m: MintBook.from_dict(b) for m, b in d["mints"].items()}
 
     def snapshot(self) -> bytes:

@@ -18,7 +18,6 @@ also what IDLE_YIELD integrates.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -54,10 +53,11 @@ class Entry(NamedTuple):
 class Position:
     """A wallet's lots of one mint, oldest first, with running totals."""
 
-    __slots__ = ("lots", "by_key", "amount", "basis_amount", "basis_cost", "entry")
+    __slots__ = ("lots", "head", "by_key", "amount", "basis_amount", "basis_cost", "entry")
 
     def __init__(self) -> None:
-        self.lots: deque[Lot] = deque()
+        self.lots: list[Lot] = []  # lots[head:] are held, oldest first (a list: a deque costs ~600 bytes)
+        self.head = 0
         self.by_key: dict[str, Lot] = {}
         self.amount = ZERO
         self.basis_amount = ZERO  # amount held in lots that have a cost basis
@@ -67,7 +67,7 @@ class Position:
     def to_dict(self) -> dict[str, Any]:
         e = self.entry
         return {
-            "lots": [lot.to_list() for lot in self.lots],
+            "lots": [lot.to_list() for lot in self.lots[self.head:]],
             "totals": [str(self.amount), str(self.basis_amount), str(self.basis_cost)],
             "entry": None if e is None else [e.signature, e.slot, e.time, str(e.price)],
         }
@@ -135,16 +135,16 @@ class Positions:
         if pos is None or amount <= 0:
             return ZERO
         left = amount
-        lots = pos.lots
-        while left > 0 and lots:
-            lot = lots[0]
+        lots, head = pos.lots, pos.head
+        while left > 0 and head < len(lots):
+            lot = lots[head]
             if lot.amount <= left:
                 left -= lot.amount
                 pos.amount -= lot.amount
                 if lot.cost is not None:
                     pos.basis_amount -= lot.amount
                     pos.basis_cost -= lot.cost
-                lots.popleft()
+                head += 1
                 del pos.by_key[lot.key]
             else:
                 if lot.cost is not None:
@@ -155,7 +155,11 @@ class Positions:
                 lot.amount -= left
                 pos.amount -= left
                 left = ZERO
-        if not lots:
+        if head > 16 and head * 2 > len(lots):
+            del lots[:head]
+            head = 0
+        pos.head = head
+        if head == len(lots):
             del mints[mint]  # type: ignore[union-attr]  # empty: the holding episode (and its entry) ends
             if not mints:
                 del self._wallets[wallet]

@@ -4,12 +4,14 @@ Positions (FIFO lots), the detectors' open watches, timers and idle accumulators
 shard's price subscriptions and its watermark. It is pure: the composition root feeds
 it, per slot and in this order,
 
-1. `advance(slot, block_time)` — the watermark; due windows and timers fire;
+0. `on_references(answers)` — BAD_ROUTE references the price side answered in this slot;
+1. `advance(slot, block_time)` — the watermark; due windows, timers and judgements fire;
 2. `on_prices(slot_ticks)` — the slot's ticks of the mints it watches;
 3. `apply(tx, leg_prices)` — each of its wallets' transactions in the slot, canonical
    order, with the USD prices the oracle gave their trades;
 4. `take_history_requests()` → answered with `on_history(...)` — mints it started
-   watching in this slot get their latest price and recent ticks.
+   watching in this slot get their latest price; `take_reference_requests()` → sent to
+   the price side.
 
 `snapshot()` / `restore()` round-trip the whole state exactly (versioned JSON).
 """
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 from core.detectors import DETECTORS, Detector, Leg, LegRole, ShardContext
 from core.mints import STABLECOINS
 from core.models import Moment, Side, TradeEvent
-from core.oracle import LegPrices, MintHistory, SlotTicks
+from core.oracle import LegPrices, MintHistory, RefAnswer, RefRequest, SlotTicks
 from core.positions import Positions
 from core.snapshot import dumps, loads
 from core.thresholds import Thresholds
@@ -59,13 +61,15 @@ class ShardState:
     def __init__(self, thresholds: Thresholds, shard_id: int = 0) -> None:
         self.shard_id = shard_id
         self.thresholds = thresholds
-        self.ctx = ShardContext(thresholds)
+        self.ctx = ShardContext(thresholds, shard_id)
         self.detectors: list[Detector] = [cls(self.ctx) for cls in DETECTORS]
         self._on_seen = _overrides(self.detectors, "on_seen")
         trade_hooks = [d for d in self.detectors if type(d).on_trade is not Detector.on_trade]
-        self._on_trade = {role: [d.on_trade for d in trade_hooks if role in d.roles] for role in LegRole}
+        self._role_hooks = tuple(tuple(d.on_trade for d in trade_hooks if role in d.roles)
+                                 for role in (LegRole.BUY, LegRole.SELL, LegRole.SEND, LegRole.RECEIVE))
         self._on_tick = _overrides(self.detectors, "on_tick")
         self._on_history = _overrides(self.detectors, "on_history")
+        self._on_reference = _overrides(self.detectors, "on_reference")
         self._on_watermark = _overrides(self.detectors, "on_watermark")
 
     @property
@@ -101,9 +105,22 @@ class ShardState:
                 out += hook(ticks)
         return out
 
+    def on_references(self, answers: Iterable[RefAnswer]) -> None:
+        """BAD_ROUTE references the price side answered for this shard (before `advance`)."""
+        for answer in answers:
+            for hook in self._on_reference:
+                hook(answer)
+
     def take_history_requests(self) -> list[str]:
+        """Mints first watched in this slot: each wants its latest price (`on_history`)."""
         requests = list(self.ctx.history_requests)
         self.ctx.history_requests.clear()
+        return requests
+
+    def take_reference_requests(self) -> list[RefRequest]:
+        """BAD_ROUTE reference requests made in this slot, for the price side."""
+        requests = self.ctx.reference_requests
+        self.ctx.reference_requests = []
         return requests
 
     def on_history(self, histories: Iterable[MintHistory]) -> None:
@@ -124,16 +141,9 @@ class ShardState:
         if tx.failed:
             return out
         positions = self.ctx.positions
-        hooks = self._on_trade
+        buy_hooks, sell_hooks, send_hooks, receive_hooks = self._role_hooks
         flows = tx.flows
         traded: dict[str, Decimal] = {}
-
-        def emit(leg: Leg) -> None:
-            for hook in hooks[leg.role]:
-                found = hook(leg)
-                if found:
-                    out.extend(found)
-
         for trade in tx.trades:
             ix, side, mint, amount = trade.ix, trade.side, trade.mint, trade.amount
             quote, quote_amount = trade.quote_mint, trade.quote_amount
@@ -141,42 +151,75 @@ class ShardState:
                 sold = side is Side.SELL
                 traded[mint] = traded.get(mint, ZERO) + (-amount if sold else amount)
                 traded[quote] = traded.get(quote, ZERO) + (quote_amount if sold else -quote_amount)
-            lp = leg_prices.get((sig, wallet, ix)) if leg_prices else None
             key = f"{sig}:{ix}"
+            price = trade.price_usd
             if side is Side.SWAP:
+                lp = leg_prices.get((sig, wallet, ix))
                 p_mint = lp.mint if lp else None
                 p_quote = lp.quote if lp else None
                 positions.dispose(wallet, quote, quote_amount)
-                emit(Leg(wallet, sig, ix, slot, time, LegRole.SELL, quote, quote_amount, p_quote,
-                         p_mint is None and p_quote is not None))
+                leg = Leg(wallet, sig, ix, slot, time, LegRole.SELL, quote, quote_amount, p_quote,
+                          p_mint is None and p_quote is not None)
+                for hook in sell_hooks:
+                    found = hook(leg)
+                    if found:
+                        out += found
                 opened = positions.acquire(wallet, mint, amount, None if p_mint is None else amount * p_mint, key,
                                            slot, time, None if p_mint is None else (sig, p_mint))
-                emit(Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, p_mint, p_mint is not None, key, opened))
+                leg = Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, p_mint, p_mint is not None, key,
+                          opened)
+                for hook in buy_hooks:
+                    found = hook(leg)
+                    if found:
+                        out += found
                 continue
-            price = trade.price_usd
-            if price is None and lp:
-                price = lp.mint
+            if price is None:
+                lp = leg_prices.get((sig, wallet, ix))
+                if lp is not None:
+                    price = lp.mint
             if side is Side.BUY:
                 cost = None if price is None else (quote_amount if quote in STABLECOINS else amount * price)
                 opened = positions.acquire(wallet, mint, amount, cost, key, slot, time,
                                            None if price is None else (sig, price))
-                emit(Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, price, price is not None, key, opened))
+                leg = Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, price, price is not None, key, opened)
+                for hook in buy_hooks:
+                    found = hook(leg)
+                    if found:
+                        out += found
                 positions.dispose(wallet, quote, quote_amount)
-                emit(Leg(wallet, sig, ix, slot, time, LegRole.SEND, quote, quote_amount, None))
+                leg = Leg(wallet, sig, ix, slot, time, LegRole.SEND, quote, quote_amount, None)
+                for hook in send_hooks:
+                    found = hook(leg)
+                    if found:
+                        out += found
             else:
-                value = None if price is None else (quote_amount if quote in STABLECOINS else amount * price)
                 positions.dispose(wallet, mint, amount)
-                emit(Leg(wallet, sig, ix, slot, time, LegRole.SELL, mint, amount, price, price is not None))
+                leg = Leg(wallet, sig, ix, slot, time, LegRole.SELL, mint, amount, price, price is not None)
+                for hook in sell_hooks:
+                    found = hook(leg)
+                    if found:
+                        out += found
+                value = None if price is None else (quote_amount if quote in STABLECOINS else amount * price)
                 positions.acquire(wallet, quote, quote_amount, value, f"{key}:q", slot, time)
-                emit(Leg(wallet, sig, ix, slot, time, LegRole.RECEIVE, quote, quote_amount, None))
+                leg = Leg(wallet, sig, ix, slot, time, LegRole.RECEIVE, quote, quote_amount, None)
+                for hook in receive_hooks:
+                    found = hook(leg)
+                    if found:
+                        out += found
         for mint, delta in flows.items():  # what the trades do not explain: transfers in and out
             rest = delta - traded.get(mint, ZERO)
             if rest > 0:
                 positions.acquire(wallet, mint, rest, None, f"{sig}:t", slot, time)
-                emit(Leg(wallet, sig, -1, slot, time, LegRole.RECEIVE, mint, rest, None))
+                leg, hooks = Leg(wallet, sig, -1, slot, time, LegRole.RECEIVE, mint, rest, None), receive_hooks
             elif rest < 0:
                 positions.dispose(wallet, mint, -rest)
-                emit(Leg(wallet, sig, -1, slot, time, LegRole.SEND, mint, -rest, None))
+                leg, hooks = Leg(wallet, sig, -1, slot, time, LegRole.SEND, mint, -rest, None), send_hooks
+            else:
+                continue
+            for hook in hooks:
+                found = hook(leg)
+                if found:
+                    out += found
         return out
 
     # -- checkpoints --------------------------------------------------------------------
@@ -189,6 +232,7 @@ class ShardState:
             "prices": ctx.prices,
             "watched": ctx.watched,
             "history_requests": list(ctx.history_requests),
+            "reference_requests": [list(r) for r in ctx.reference_requests],
             "detectors": {d.kind.value: d.to_dict() for d in self.detectors},
         }
 
@@ -200,6 +244,7 @@ class ShardState:
         ctx.prices = {m: Decimal(p) for m, p in d["prices"].items()}
         ctx.watched = dict(d["watched"])
         ctx.history_requests = dict.fromkeys(d["history_requests"])
+        ctx.reference_requests = [RefRequest(*r) for r in d["reference_requests"]]
         for detector in self.detectors:
             detector.load_dict(d["detectors"][detector.kind.value])
 

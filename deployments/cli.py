@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("deployments.commands.migrate", "apply SQL migrations to the database"),
     "parse": ("deployments.commands.parse", "parse getTransaction results (JSONL) into flows and trades"),
     "run": ("deployments.commands.run", "run the service locally"),
+    "serve": ("deployments.commands.serve", "serve the HTTP API on Ray Serve until Ctrl-C"),
     "replay": ("deployments.commands.replay", "run the detection engine over a recording (JSONL) into moments"),
     "bench": ("deployments.commands.bench", "measure the detection engine's throughput and memory"),
 }

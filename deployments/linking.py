@@ -37,6 +37,7 @@ __all__ = [
     "Clock",
     "ConnectionSource",
     "LinkRejectedError",
+    "NamedConnections",
     "NonceGrant",
     "WalletLinker",
     "iso_utc",
@@ -53,6 +54,18 @@ class ConnectionSource(Protocol):
     """Anything that lends connections: an asyncpg pool, or a wrapper with the same `acquire()`."""
 
     def acquire(self) -> AbstractAsyncContextManager[Conn]: ...
+
+
+class NamedConnections:
+    """`compose.Deps.connection(query)` as a `ConnectionSource`: every borrow timed under `query`."""
+
+    def __init__(self, deps: Any, query: str) -> None:
+        self._deps = deps
+        self._query = query
+
+    def acquire(self) -> AbstractAsyncContextManager[Conn]:
+        connection: AbstractAsyncContextManager[Conn] = self._deps.connection(self._query)
+        return connection
 
 
 def utc_now() -> datetime:

@@ -7,8 +7,7 @@ block: a subscriber whose queue is full is marked overflowed and dropped, and it
 ends with an `error` event telling the client where to resume. Memory is bounded by
 `client_buffer` per client whatever the client's speed.
 
-`moment_events` is one client's stream: subscribe first, then catch up from the database
-after `Last-Event-ID`, then go live, skipping live events the catch-up already sent.
+One client's stream (catch-up, then live) is `deployments.routes.stream.moment_events`.
 """
 
 from __future__ import annotations
@@ -16,30 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 import structlog
-from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
-from core.codec import moment_to_dict
-from core.errors import PROBLEM_TYPE_BASE, DatabaseError
+from core.errors import DatabaseError
 from deployments.linking import ConnectionSource
 from streams.storage import SequencedMoment, moments_after_seq
 
-__all__ = [
-    "CHANNEL",
-    "EventStreamResponse",
-    "MomentBroadcaster",
-    "SseSettings",
-    "Subscription",
-    "format_moment_event",
-    "moment_events",
-]
+__all__ = ["CHANNEL", "MomentBroadcaster", "SseSettings", "Subscription"]
 
 CHANNEL = "oof_moments"
 log = structlog.get_logger(__name__)
@@ -54,6 +40,7 @@ class SseSettings:
     ready_timeout_s: float = 5.0  # how long a new client waits for the listener connection
     keepalive_s: float = 30.0  # ping the listening connection this often to notice a dead server
     reconnect_max_s: float = 10.0  # cap of the listener's reconnect backoff
+    idle_close_s: float = 60.0  # release the listening connection after this long without clients
 
 
 class Subscription:
@@ -97,7 +84,8 @@ class Subscription:
     async def next(self, timeout: float) -> SequencedMoment | None:
         """The next event, or None after `timeout` seconds of silence or once closed."""
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
         except TimeoutError:
             return None
 
@@ -105,31 +93,36 @@ class Subscription:
 class MomentBroadcaster:
     """LISTENs on `oof_moments` once and fans moments out to subscribers.
 
-    `connect` opens the dedicated listening connection; `db` lends connections for reading
-    rows. Started lazily by the first subscriber (or explicitly by `start`).
+    `db` lends connections for reading rows; `listen` (default: `db`) lends the one held for
+    LISTEN. Started by the first subscriber; after `idle_close_s` without subscribers it
+    gives the listening connection back and starts afresh with the next one.
     """
 
     def __init__(
         self,
-        connect: Callable[[], Awaitable[asyncpg.Connection]],
         db: ConnectionSource,
         settings: SseSettings = SseSettings(),
         *,
+        listen: ConnectionSource | None = None,
         remember: int = 10_000,
     ) -> None:
-        self._connect = connect
         self._db = db
+        self._listen = listen or db
         self._settings = settings
         self._subscribers: set[Subscription] = set()
-        self._notified: set[int] = set()
         self._recent: deque[int] = deque(maxlen=remember)  # seqs already fanned out, newest last
-        self._recent_set: set[int] = set()
-        self.last_seq: int | None = None  # highest seq fanned out so far
-        self._resync = False
+        self._reset()
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.drains = 0  # fan-out passes, for tests and metrics
+        self._idle_since = 0.0
+
+    def _reset(self) -> None:
+        self._notified: set[int] = set()
+        self._recent.clear()
+        self._recent_set: set[int] = set()
+        self.last_seq: int | None = None  # highest seq fanned out so far
+        self._resync = False
 
     @property
     def subscriber_count(self) -> int:
@@ -137,11 +130,13 @@ class MomentBroadcaster:
 
     @property
     def listening(self) -> bool:
-        return self._ready.is_set()
+        return self._task is not None and self._ready.is_set()
 
     async def start(self) -> None:
+        """Listen (if not yet) and return once LISTEN is active; 503 if it cannot be."""
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="moment-broadcaster")
+            self._ready = asyncio.Event()  # per run: a finishing run must not clear its successor's
+            self._task = asyncio.create_task(self._run(self._ready), name="moment-broadcaster")
         try:
             await asyncio.wait_for(self._ready.wait(), self._settings.ready_timeout_s)
         except TimeoutError:
@@ -166,6 +161,12 @@ class MomentBroadcaster:
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
+        if not self._subscribers:
+            self._idle_since = asyncio.get_running_loop().time()
+
+    def _idle(self) -> bool:
+        idle = asyncio.get_running_loop().time() - self._idle_since
+        return not self._subscribers and idle >= self._settings.idle_close_s
 
     # --- the listening loop -------------------------------------------------------------------
 
@@ -177,39 +178,53 @@ class MomentBroadcaster:
             self._resync = True  # we cannot tell what changed: rescan from our position
         self._wake.set()
 
-    async def _run(self) -> None:
+    async def _run(self, ready: asyncio.Event) -> None:
         delay = 0.1
+        self._idle_since = asyncio.get_running_loop().time()
         while True:
-            conn: asyncpg.Connection | None = None
-            lost = asyncio.Event()
             try:
-                conn = await self._connect()
-                conn.add_termination_listener(lambda _c: (lost.set(), self._wake.set()))
-                await conn.add_listener(CHANNEL, self._on_notify)
-                if self.last_seq is not None:
-                    self._resync = True  # rows committed while we were not listening
-                    self._wake.set()
-                self._ready.set()
-                delay = 0.1
-                while not lost.is_set():
+                async with self._listen.acquire() as conn:
+                    lost = asyncio.Event()
+                    conn.add_termination_listener(lambda _c: (lost.set(), self._wake.set()))
+                    await conn.add_listener(CHANNEL, self._on_notify)
                     try:
-                        await asyncio.wait_for(self._wake.wait(), self._settings.keepalive_s)
-                    except TimeoutError:
-                        await conn.fetchval("SELECT 1", timeout=self._settings.keepalive_s)
-                        continue
-                    self._wake.clear()
-                    await self._drain()
+                        if self.last_seq is not None:
+                            self._resync = True  # rows committed while we were not listening
+                            self._wake.set()
+                        ready.set()
+                        delay = 0.1
+                        if await self._serve(conn, lost):
+                            return
+                    finally:
+                        ready.clear()
+                        if not lost.is_set():
+                            # Must not raise: it could replace a CancelledError and keep us alive.
+                            with contextlib.suppress(Exception):
+                                await conn.remove_listener(CHANNEL, self._on_notify)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect and rescan
                 log.warning("sse.listener_failed", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay)
-            finally:
-                self._ready.clear()
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(conn.close(timeout=2))
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._settings.reconnect_max_s)
+
+    async def _serve(self, conn: Any, lost: asyncio.Event) -> bool:
+        """Drain on every wake-up until the connection is lost (False) or nobody listened for a while (True)."""
+        while not lost.is_set():
+            try:
+                async with asyncio.timeout(min(self._settings.keepalive_s, self._settings.idle_close_s)):
+                    await self._wake.wait()
+            except TimeoutError:
+                if self._idle():
+                    # Decided synchronously: a subscriber arriving from here on starts a new run.
+                    self._task = None
+                    self._reset()
+                    return True
+                await conn.fetchval("SELECT 1", timeout=self._settings.keepalive_s)  # notice a dead server
+                continue
+            self._wake.clear()
+            await self._drain()
+        return False
 
     async def _drain(self) -> None:
         """Read what the notifications announced and offer it to subscribers."""
@@ -236,7 +251,6 @@ class MomentBroadcaster:
             self._notified |= fresh  # try again on the next wake-up
             self._resync = self._resync or resync
             raise
-        self.drains += 1
 
     async def _fan_out_range(self, conn: Any, after: int) -> None:
         while True:
@@ -259,92 +273,3 @@ class MomentBroadcaster:
             if sub.wants(item) and not sub.offer(item):
                 self._subscribers.discard(sub)  # too slow: it gets nothing more, its stream ends
                 log.info("sse.client_dropped", reason="buffer_full", buffer=self._settings.client_buffer)
-
-
-# --- one client's stream ------------------------------------------------------------------------
-
-
-def format_moment_event(item: SequencedMoment) -> bytes:
-    return b"id: %d\nevent: moment\ndata: %s\n\n" % (item.seq, orjson.dumps(moment_to_dict(item.moment)))
-
-
-def _error_event(resume_from: int | None, slug: str, detail: str) -> bytes:
-    body = {"type": PROBLEM_TYPE_BASE + slug, "detail": detail, "resume_from": resume_from}
-    head = b"" if resume_from is None else b"id: %d\n" % resume_from  # the client reconnects from there
-    return head + b"event: error\ndata: %s\n\n" % orjson.dumps(body)
-
-
-async def moment_events(
-    broadcaster: MomentBroadcaster,
-    db: ConnectionSource,
-    *,
-    wallets: frozenset[str] | None,
-    last_event_id: int | None,
-    settings: SseSettings,
-) -> AsyncIterator[bytes]:
-    """The SSE body for one client; closing the iterator (client gone) unsubscribes it."""
-    sub = await broadcaster.subscribe(wallets)
-    try:
-        yield b"retry: %d\n\n" % settings.retry_ms
-        last = last_event_id
-        # The newest catch-up seqs; only these can reappear in the live queue, which holds at
-        # most `client_buffer` events (older ones would have overflowed it).
-        recent: deque[int] = deque(maxlen=settings.client_buffer + settings.page)
-        after = last_event_id
-        while after is not None and not sub.overflowed:
-            async with db.acquire() as conn:
-                page = await moments_after_seq(
-                    conn, after, wallets=None if wallets is None else sorted(wallets), limit=settings.page
-                )
-            for item in page:
-                yield format_moment_event(item)
-                recent.append(item.seq)
-                last = item.seq
-            after = page[-1].seq if len(page) == settings.page else None
-        sent = set(recent)
-        while True:
-            if sub.overflowed:
-                yield _error_event(
-                    sub.resume_point(last), "stream-client-too-slow",
-                    "events arrived faster than you read them; reconnect to resume",
-                )
-                return
-            if sub.closed:
-                yield _error_event(sub.resume_point(last), "stream-closed", "the server is shutting down; reconnect to resume")
-                return
-            item = await sub.next(settings.heartbeat_s)
-            if item is None:
-                if not sub.closed:
-                    yield b": ping\n\n"
-                continue
-            if item.seq in sent:
-                sent.discard(item.seq)  # already sent by the catch-up
-                continue
-            yield format_moment_event(item)
-            last = item.seq
-    finally:
-        broadcaster.unsubscribe(sub)
-
-
-class EventStreamResponse(StreamingResponse):
-    """`text/event-stream` that never lets proxies buffer it, and always closes its iterator.
-
-    Starlette cancels a stream whose client left but does not close the generator when it was
-    parked at a `yield`; closing it here runs its `finally` (unsubscribe) right away.
-    """
-
-    media_type = "text/event-stream"
-
-    def __init__(self, content: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> None:
-        super().__init__(
-            content, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})}
-        )
-        self._events = content
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            aclose = getattr(self._events, "aclose", None)
-            if aclose is not None:
-                await aclose()

@@ -7,14 +7,17 @@ about three things, each through one hook that returns `list[Moment]` (default `
 - `on_tick(ticks)`: the ticks of one watched mint in one slot (`SlotTicks`);
 - `on_watermark(wm)`: event time moved; windows and timers due by now fire here.
 
-Plus two quiet hooks: `on_seen(wallet, slot, time)` (any transaction of a wallet, failed
-ones too) and `on_history(history)` (the start of a price subscription). Detectors ask
-for prices through `ShardContext.watch(mint)` and give them back with `unwatch(mint)`.
+Plus quiet hooks: `on_seen(wallet, slot, time)` (any transaction of a wallet, failed
+ones too), `on_history(history)` (the start of a price subscription) and
+`on_reference(answer)` (a BAD_ROUTE reference from the price side). Detectors ask for
+prices through `ShardContext.watch(mint)` and give them back with `unwatch(mint)`.
 
 Every detector builds its moments the same way (`build_moment`) with the same `explain`
 keys: `rule` (the formula), `inputs` (every number used), `thresholds`, `result`
-(`pct`, `usd`, `severity` unrounded) and `state`. Decimals are strings in `explain`;
-the moment's own `pct`/`usd_value`/`severity` are rounded half-even to 8/8/4 places.
+(`pct`, `usd`, `severity` unrounded) and `state`. Decimals are canonical strings in
+`explain` (exact, no exponent, no trailing zeros, so equal values read the same however
+they were computed); the moment's own `pct`/`usd_value`/`severity` are rounded half-even
+to 8/8/4 places.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, ClassVar
 
 from core.mints import STABLECOINS
 from core.models import Moment, MomentKind, MomentStatus, moment_id
-from core.oracle import MintHistory, SlotTicks
+from core.oracle import MintHistory, RefAnswer, RefRequest, SlotTicks
 from core.positions import Positions
 from core.thresholds import Thresholds
 from core.windows import Watermark
@@ -37,6 +40,7 @@ __all__ = [
     "Detector",
     "build_moment",
     "explain_text",
+    "decimal_text",
     "clamp01",
 ]
 
@@ -94,15 +98,18 @@ class ShardContext:
     before the next slot. `prices` holds the latest price of every watched mint.
     """
 
-    __slots__ = ("thresholds", "positions", "watermark", "prices", "watched", "history_requests")
+    __slots__ = ("thresholds", "shard_id", "positions", "watermark", "prices", "watched", "history_requests",
+                 "reference_requests")
 
-    def __init__(self, thresholds: Thresholds) -> None:
+    def __init__(self, thresholds: Thresholds, shard_id: int = 0) -> None:
         self.thresholds = thresholds
+        self.shard_id = shard_id
         self.positions = Positions()
         self.watermark = Watermark()
         self.prices: dict[str, Decimal] = {}
         self.watched: dict[str, int] = {}
         self.history_requests: dict[str, None] = {}
+        self.reference_requests: list[RefRequest] = []
 
     def watch(self, mint: str) -> None:
         count = self.watched.get(mint, 0)
@@ -148,6 +155,9 @@ class Detector:
     def on_history(self, history: MintHistory) -> None:
         return None
 
+    def on_reference(self, answer: RefAnswer) -> None:
+        return None
+
     def on_watermark(self, wm: Watermark) -> list[Moment]:
         return []
 
@@ -166,9 +176,14 @@ def clamp01(x: Decimal) -> Decimal:
     return ZERO if x < 0 else ONE if x > 1 else x
 
 
+def decimal_text(value: Decimal) -> str:
+    """Canonical text of a number: exact, no exponent, no trailing zeros ("3.00" and "3" are one value)."""
+    return format(value.normalize(_WIDE), "f")
+
+
 def explain_text(values: dict[str, Any]) -> dict[str, Any]:
-    """A flat dict with its Decimals as exact strings (no exponent)."""
-    return {k: format(v, "f") if v.__class__ is Decimal else v for k, v in values.items()}
+    """A flat dict with its Decimals as canonical strings (`decimal_text`)."""
+    return {k: decimal_text(v) if v.__class__ is Decimal else v for k, v in values.items()}
 
 
 def build_moment(
@@ -201,7 +216,7 @@ def build_moment(
         "rule": rule,
         "inputs": explain_text(inputs),
         "thresholds": dict(thresholds),
-        "result": {"pct": format(pct, "f"), "usd": format(usd, "f"), "severity": format(severity, "f")},
+        "result": {"pct": decimal_text(pct), "usd": decimal_text(usd), "severity": decimal_text(severity)},
         "state": state,
     }
     return Moment(

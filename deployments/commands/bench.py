@@ -2,7 +2,8 @@
 
 A synthetic stream of TradeEvents is generated in memory first (not timed): `--wallets`
 tracked traders and a few untracked market wallets trade `--mints` tokens (popularity
-Zipf-like, prices random walks) against USDC (60 %), SOL (30 %) or another token (5 %);
+Zipf-like, prices random walks with `--volatility` per trade) against USDC (60 %), SOL
+(30 %) or another token (5 %);
 the market wallets' SOL/USDC swaps (5 %) give SOL its price. Four events per slot, one
 slot every `--seconds-per-slot` of event time, so 7-day windows, 24 h RUG confirmations
 and idle days really close during a default run.
@@ -24,7 +25,12 @@ import time
 from collections import Counter
 from typing import Any
 
-__all__ = ["add_parser", "run", "synthetic_events", "baseline"]
+__all__ = ["add_parser", "run", "synthetic_events", "baseline", "GC_THRESHOLDS"]
+
+# A long-lived engine holds many small objects: with CPython's default thresholds
+# (700, 10, 10) the cyclic collector rescans them constantly (~25 % of the run). Long
+# batch processes (`oof replay`, this bench, shard actors) raise them.
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -35,10 +41,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--mints", type=int, default=200, help="tokens traded")
     engine.add_argument("--shards", type=int, default=1, help="in-process shards")
     engine.add_argument("--seconds-per-slot", type=int, default=15, help="event time between slots")
+    engine.add_argument("--volatility", type=float, default=0.005, help="stdev of a mint's log price move per trade")
     engine.add_argument("--seed", type=int, default=7)
     engine.add_argument("--profile", action="store_true", help="print the top functions (cProfile) to stderr")
     engine.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
     parser.set_defaults(handler=run)
+    from deployments.commands import bench_api  # `oof bench api`; its own handler overrides `run`
+
+    bench_api.add_parser(sub.add_parser("api", help="the HTTP API: plain uvicorn vs the Ray Serve data planes"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,10 +57,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from core.engine import Engine
 
-    events, traders = synthetic_events(args.events, args.wallets, args.mints, args.seed, args.seconds_per_slot)
+    import gc
+
+    events, traders = synthetic_events(args.events, args.wallets, args.mints, args.seed, args.seconds_per_slot,
+                                       volatility=args.volatility)
+    gc.collect()
+    gc.freeze()  # the generated stream is not the engine's garbage
+    gc.set_threshold(*GC_THRESHOLDS)
     span_s = (events[-1].block_time or 0) - (events[0].block_time or 0)
     print(f"engine bench: {len(events):,} trade events, {args.wallets:,} tracked wallets, {args.mints} mints, "
-          f"{args.shards} shard(s), seed {args.seed} — one core, in-process")
+          f"{args.shards} shard(s), volatility {args.volatility}, seed {args.seed} — one core, in-process, "
+          f"gc thresholds {GC_THRESHOLDS}")
     print(f"stream: {events[-1].slot - events[0].slot + 1:,} slots, {span_s / 86_400:.1f} days of event time")
 
     base_s = _best(lambda: baseline(events))

@@ -1,10 +1,12 @@
 """`oof replay FILE.jsonl --out moments.jsonl`: the detection engine over a recording.
 
-One `getTransaction` result per line (bare, `{"result": …}` or fixture rows). Without
-`--wallets` every fee payer in the file is tracked (the file is read twice: once for the
-fee payers, so transfers into them are seen from their first line). A line that cannot
-be read gets a message with its line number on stderr and the run goes on; the exit code
-is then 1, like `oof parse`. The output holds every moment in its final state (the last
+One `getTransaction` result per line (bare, `{"result": …}` or fixture rows). The file is
+read twice: a first pass indexes every line by slot (and collects the fee payers), the
+second feeds the engine in slot order — what live processing would have seen — whatever
+order the lines were recorded in. Without `--wallets` every fee payer in the file is
+tracked, so transfers into them are seen from their first line. A line that cannot be
+read gets a message with its line number on stderr and the run goes on; the exit code is
+then 1, like `oof parse`. The output holds every moment in its final state (the last
 upsert per id), one JSON object per line. The engine runs in-process; the end of the
 file closes nothing (open moments stay open, unfinished idle periods emit nothing).
 """
@@ -36,6 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from deployments.settings_loader import load_or_exit
 
     settings = load_or_exit(extra_files=args.config)
+    import gc
+
+    from deployments.commands.bench import GC_THRESHOLDS
+
+    gc.set_threshold(*GC_THRESHOLDS)  # a batch job full of long-lived state (see bench.GC_THRESHOLDS)
     if args.shards < 1:
         print("oof replay: --shards must be at least 1", file=sys.stderr)
         return 2
@@ -63,22 +70,17 @@ def replay(
     from core.engine import Engine
     from core.errors import ParseError
 
-    lines, payers = _scan(path)
+    started = time.perf_counter()
+    entries, payers, bad = _scan(path, err)
     tracked = payers if wallets is None else set(wallets)
     engine = Engine(thresholds, shard_count=shards, tracked=tracked)
     last: dict[str, Any] = {}
-    bad = transactions = 0
-    started = time.perf_counter()
-    with _progress(err, lines) as advance, path.open("rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+    transactions = 0
+    with _progress(err, len(entries)) as advance, path.open("rb") as fh:
+        for done, (_, number, offset, size) in enumerate(entries, start=1):
+            fh.seek(offset)
             try:
-                upserts = engine.process(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
-                bad += 1
-                print(f"line {number}: not valid JSON ({exc})", file=err)
-                continue
+                upserts = engine.process(orjson.loads(fh.read(size)))
             except ParseError as exc:
                 bad += 1
                 print(f"line {number}: {exc}", file=err)
@@ -86,11 +88,11 @@ def replay(
             transactions += 1
             for moment in upserts:
                 last[moment.id] = moment
-            if number % 500 == 0:
-                advance(number)
+            if done % 500 == 0:
+                advance(done)
         for moment in engine.flush():
             last[moment.id] = moment
-        advance(lines)
+        advance(len(entries))
     elapsed = time.perf_counter() - started
 
     moments = sorted(last.values(), key=lambda m: (m.slot_ref, m.kind.value, m.id))
@@ -101,29 +103,43 @@ def replay(
     return 1 if bad else 0
 
 
-def _scan(path: Path) -> tuple[int, set[str]]:
-    """Line count and fee payers of a recording (unreadable lines are reported later)."""
+def _scan(path: Path, err: IO[str]) -> tuple[list[tuple[int, int, int, int]], set[str], int]:
+    """Every readable line as (slot, line number, offset, size) in slot order, the fee payers,
+    and how many lines could not be read (reported on `err`)."""
     import orjson
 
     from core.errors import ParseError
+    from core.parse import unwrap_result
 
-    count = 0
+    entries: list[tuple[int, int, int, int]] = []
     payers: set[str] = set()
+    bad = offset = 0
     with path.open("rb") as fh:
-        for line in fh:
-            count += 1
+        for number, line in enumerate(fh, start=1):
+            size = len(line)
             if line.strip():
                 try:
-                    payers.add(_fee_payer(orjson.loads(line)))
-                except (ParseError, orjson.JSONDecodeError):
-                    pass
-    return count, payers
+                    row = orjson.loads(line)
+                    result = unwrap_result(row)
+                    slot = result.get("slot")
+                    if not isinstance(slot, int) or isinstance(slot, bool):
+                        raise ParseError("slot is missing or not an integer")
+                    payers.add(_fee_payer(row, result))
+                    entries.append((slot, number, offset, size))
+                except orjson.JSONDecodeError as exc:
+                    bad += 1
+                    print(f"line {number}: not valid JSON ({exc})", file=err)
+                except ParseError as exc:
+                    bad += 1
+                    print(f"line {number}: {exc}", file=err)
+            offset += size
+    entries.sort()
+    return entries, payers, bad
 
 
-def _fee_payer(row: Any) -> str:
-    from core.parse import parse_transaction, unwrap_result
+def _fee_payer(row: Any, result: Any) -> str:
+    from core.parse import parse_transaction
 
-    result = unwrap_result(row)
     tx = result.get("transaction")
     if isinstance(tx, dict):
         keys = (tx.get("message") or {}).get("accountKeys") or ()

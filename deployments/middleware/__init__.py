@@ -6,7 +6,11 @@ request id → access log + metrics → problem+json errors → authentication �
 
 from deployments.middleware.access_log import UNMATCHED_ROUTE, AccessLogMiddleware, Observe, route_template
 from deployments.middleware.authenticate import (
+    ANY_CALLER,
     AUTH_SCOPE_KEY,
+    SECURITY_SCHEMES,
+    SERVICES_ONLY,
+    USERS_ONLY,
     AuthenticateMiddleware,
     AuthOutcome,
     auth_outcome,
@@ -25,7 +29,11 @@ from deployments.middleware.request_id import (
 )
 
 __all__ = [
+    "ANY_CALLER",
     "AUTH_SCOPE_KEY",
+    "SECURITY_SCHEMES",
+    "SERVICES_ONLY",
+    "USERS_ONLY",
     "REQUEST_ID_HEADER",
     "REQUEST_ID_SCOPE_KEY",
     "UNMATCHED_ROUTE",

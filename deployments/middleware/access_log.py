@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 
 import structlog
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.middleware.authenticate import principal_of
@@ -28,17 +27,21 @@ log = structlog.get_logger("oof.access")
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's path template; for requests answered before routing (429, 401), look it up."""
+    """The matched route's path template; for requests answered before routing (429, 401), look it up.
+
+    The lookup uses `app.state.route_templates` (`(path_regex, template)` pairs that
+    `app.build_app` records), so no router internals are involved.
+    """
     route = scope.get("route")
-    if route is None and (app := scope.get("app")) is not None:
-        router = getattr(app, "router", None)
-        for candidate in getattr(router, "routes", ()):
-            match, _ = candidate.matches(scope)
-            if match is Match.FULL:
-                route = candidate
-                break
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return template if isinstance(template, str) else UNMATCHED_ROUTE
+    if isinstance(template, str):
+        return template
+    state = getattr(scope.get("app"), "state", None)
+    path = scope.get("path", "")
+    for regex, candidate in getattr(state, "route_templates", ()):
+        if regex.match(path):
+            return candidate
+    return UNMATCHED_ROUTE
 
 
 class AccessLogMiddleware:

@@ -34,9 +34,35 @@ __all__ = [
     "caller",
     "user_caller",
     "service_caller",
+    "SECURITY_SCHEMES",
+    "ANY_CALLER",
+    "USERS_ONLY",
+    "SERVICES_ONLY",
 ]
 
 AUTH_SCOPE_KEY = "oof.auth"
+
+# OpenAPI: both schemes, and `openapi_extra=` values for routes (requirements in a list are alternatives).
+SECURITY_SCHEMES = {
+    "dynamicJwt": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "Dynamic.xyz access token (RS256, `scope` must hold `user:basic`): `Authorization: Bearer <jwt>`.",
+    },
+    "serviceHmac": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": (
+            f"Internal services: `Authorization: {HMAC_SCHEME} <service_id>.<unix_ts>.<hex sig>`, sig = "
+            "HMAC-SHA256(secret, `service_id.ts.METHOD.path?query.sha256hex(body)`); single use, ±300 s."
+        ),
+    },
+}
+ANY_CALLER = {"security": [{"dynamicJwt": []}, {"serviceHmac": []}]}
+USERS_ONLY = {"security": [{"dynamicJwt": []}]}
+SERVICES_ONLY = {"security": [{"serviceHmac": []}]}
 _BEARER = "bearer"
 _HMAC = HMAC_SCHEME.lower()
 

@@ -6,20 +6,38 @@ by middleware below it (authentication, rate limiting) and every unexpected exce
 A bug becomes a 500 `internal` problem with a generic detail; the traceback is logged with
 the request id, never sent. If the response had already started, nothing can be sent:
 the error is logged and the connection closed.
+
+Problem bodies rendered by inner layers that do not know the request (the rate limiter's
+429) get `instance` and `request_id` added here, so every problem has the same shape.
 """
 
 from __future__ import annotations
 
+import orjson
 import structlog
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import OofError
 from deployments.middleware.request_id import request_id_of
-from deployments.problems import INTERNAL_DETAIL, ProblemHook, as_oof_error, problem_response
+from deployments.problems import INTERNAL_DETAIL, PROBLEM_MEDIA_TYPE, ProblemHook, as_oof_error, problem_response
 
 __all__ = ["ProblemMiddleware"]
 
 log = structlog.get_logger("oof.api")
+_MAX_ENRICHED_BYTES = 64 * 1024
+
+
+def _enriched(body: bytes, scope: Scope) -> bytes:
+    try:
+        problem = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(problem, dict) or ("request_id" in problem and "instance" in problem):
+        return body
+    problem.setdefault("instance", scope.get("path"))
+    problem.setdefault("request_id", request_id_of(scope))
+    return orjson.dumps(problem)
 
 
 class ProblemMiddleware:
@@ -32,11 +50,28 @@ class ProblemMiddleware:
             await self.app(scope, receive, send)
             return
         started = False
+        held: Message | None = None  # the start of a problem response, until its body is complete
+        chunks: list[bytes] = []
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, held
             if message["type"] == "http.response.start":
+                if MutableHeaders(raw=message["headers"]).get("content-type") == PROBLEM_MEDIA_TYPE:
+                    held = message
+                    return
                 started = True
+            elif message["type"] == "http.response.body" and held is not None:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False) and sum(map(len, chunks)) < _MAX_ENRICHED_BYTES:
+                    return
+                body = b"".join(chunks)
+                if not message.get("more_body", False):
+                    body = _enriched(body, scope)
+                headers = MutableHeaders(raw=list(held["headers"]))
+                headers["content-length"] = str(len(body))
+                await send({**held, "headers": headers.raw})
+                started, held = True, None
+                message = {**message, "body": body}
             await send(message)
 
         try:

@@ -3,6 +3,11 @@
 Accepted: 1-128 characters of `[A-Za-z0-9._-]` (Serve's proxy sends a UUID when the client
 did not). Anything else (too long, spaces, control characters) is replaced, never echoed,
 so a client cannot inject text into our logs or responses.
+
+Behind Ray Serve, `echo=False`: Serve's own RequestIdMiddleware (proxy or direct-ingress
+server) already appends `X-Request-ID` to every response, and a second header would be
+joined into `id, id`. Serve echoes the client's raw value, so only for an *invalid* client
+id do its header and our id (logs, problem bodies) differ (docs/SERVE.md).
 """
 
 from __future__ import annotations
@@ -42,8 +47,9 @@ def _incoming(scope: Scope) -> str | None:
 class RequestIdMiddleware:
     """Outermost layer: everything inside (logs, problems) sees the same id."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, echo: bool = True) -> None:
         self.app = app
+        self.echo = echo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,4 +67,4 @@ class RequestIdMiddleware:
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id if self.echo else send)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -128,7 +129,7 @@ class Ledger:
         block_time: int,
         encoding: Encoding,
         program: str = RAYDIUM_V4,
-        lookup: list[str] = (),  # type: ignore[assignment]
+        lookup: Sequence[str] = (),
         failed: bool = False,
         kind: str = "swap",
     ) -> RawTx:
@@ -170,6 +171,8 @@ class Ledger:
                 key(dst, writable=False)  # the receiving wallet (its token account's owner)
             tok[src_acc] -= amount
             tok[dst_acc] += amount
+            if self.token_amounts.get(dst_acc, 0) + tok[dst_acc] >= 2**64:
+                raise ValueError(f"{dst[:6]} would hold more than a u64 of {mint[:6]}")
         lam[payer] -= FEE
         if failed:
             lam = defaultdict(int, {payer: -FEE})
@@ -182,8 +185,8 @@ class Ledger:
         pre = [self.lamports[k] for k in keys]
         post = [self.lamports[k] + lam[k] for k in keys]
         for k, balance in zip(keys, post):
-            if balance < 0:
-                raise ValueError(f"{k[:6]} would end with {balance} lamports")
+            if not 0 <= balance < 2**64:
+                raise ValueError(f"{k[:6]} would end with {balance} lamports (not a u64)")
         pre_tok, post_tok = [], []
         for index, k in enumerate(keys):
             if k not in self.account_info:

@@ -25,7 +25,7 @@ from typing import Any
 
 from core.engine import Engine
 from core.mints import SOL_MINT, USDC_MINT, USDT_MINT
-from core.models import Moment, MomentKind, MomentStatus, ParsedTransaction
+from core.models import Moment, MomentKind, ParsedTransaction
 from core.thresholds import Thresholds
 from tests.scenarios.chain import Encoding, Ledger, RawTx, address
 
@@ -33,7 +33,10 @@ __all__ = ["World", "Run", "DAY", "HOUR"]
 
 HOUR = 3_600
 DAY = 86_400
-_PLENTY = Decimal(10) ** 12
+# Balances are u64 on chain (orjson, like the RPC, refuses anything bigger): 10^8 tokens at 9
+# decimals and a million SOL stay well inside.
+_PLENTY = Decimal(10) ** 8
+_PLENTY_SOL = Decimal(10) ** 6
 
 
 @dataclass
@@ -81,7 +84,8 @@ class World:
         for mint in (USDC_MINT, USDT_MINT):
             self.ledger.add_mint(mint, 6)
         for owner in [self.pool, *self.market]:
-            for mint in (SOL_MINT, USDC_MINT, USDT_MINT):
+            self.ledger.fund(owner, SOL_MINT, _PLENTY_SOL)
+            for mint in (USDC_MINT, USDT_MINT):
                 self.ledger.fund(owner, mint, _PLENTY)
 
     # -- setup ---------------------------------------------------------------------------
@@ -213,7 +217,7 @@ class World:
 
 
 def _slot_of(item: Any) -> int:
-    return item.slot if isinstance(item, ParsedTransaction) else item["slot"]
+    return item["slot"] if isinstance(item, dict) else item.slot
 
 
 def shuffle_within_slots(items: list[Any], seed: int) -> list[Any]:
@@ -228,7 +232,3 @@ def shuffle_within_slots(items: list[Any], seed: int) -> list[Any]:
         group.append(item)
     rng.shuffle(group)
     return out + group
-
-
-def moment_is_open(m: Moment) -> bool:
-    return m.status is MomentStatus.OPEN

@@ -1,0 +1,103 @@
+"""`POST /v1/analyze` (users) and `GET /v1/analyze/{job_id}` (the job's owner, or a service).
+
+Submitting costs one request of the `analyze` rate-limit policy (on top of the `user`
+policy every call pays) and needs every wallet linked to the caller (403 otherwise); a user
+with too many jobs queued or running gets a 409 `analyze-quota-exceeded`. The answer is a
+202 with the job id and its `self` link; the pipeline picks queued jobs up and reports
+progress there. Another user's job answers 404, exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import BaseModel, Field
+
+from core.errors import RateLimitedError
+from deployments.analyze_jobs import AnalyzeJobs, job_to_dict
+from deployments.auth import Principal
+from deployments.compose import Deps, get_deps
+from deployments.linking import NamedConnections
+from deployments.middleware import ANY_CALLER, USERS_ONLY, caller, request_id_of, user_caller
+from deployments.problems import Problem, problem_response, problem_responses
+
+__all__ = ["router", "AnalyzeRequest", "JobOut", "ANALYZE_POLICY", "get_analyze_jobs"]
+
+router = APIRouter(prefix="/v1", tags=["analyze"])
+
+ANALYZE_POLICY = "analyze"
+
+
+class AnalyzeRequest(BaseModel):
+    wallets: list[str] = Field(min_length=1, max_length=10, description="base58 addresses, each linked to you")
+    limit: int | None = Field(None, ge=1, le=100_000, description="most transactions to backfill per wallet")
+
+
+class JobOut(BaseModel):
+    job_id: str = Field(description="ULID")
+    status: str = Field(description="queued | running | done | failed")
+    wallets: list[str]
+    progress: dict[str, Any] = Field(description="what the pipeline reports (counts, cursors), free-form")
+    error: str | None
+    created_at: str | None
+    updated_at: str | None
+    links: dict[str, str]
+
+
+def get_analyze_jobs(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> AnalyzeJobs:
+    """The app's job service, made on first use (tests may preset `app.state.analyze_jobs`)."""
+    jobs: AnalyzeJobs | None = getattr(request.app.state, "analyze_jobs", None)
+    if jobs is None:
+        jobs = request.app.state.analyze_jobs = AnalyzeJobs(NamedConnections(deps, "analyze_jobs"))
+    return jobs
+
+
+@router.post(
+    "/analyze",
+    response_model=JobOut,
+    status_code=202,
+    summary="Queue a backfill + detection run over some of your linked wallets",
+    responses={
+        **problem_responses(401, 403, 422, 429),
+        409: {"model": Problem, "description": "`analyze-quota-exceeded`: too many active jobs"},
+    },
+    openapi_extra=USERS_ONLY,
+)
+async def submit_analyze(
+    body: AnalyzeRequest,
+    request: Request,
+    response: Response,
+    principal: Annotated[Principal, Depends(user_caller)],
+    deps: Annotated[Deps, Depends(get_deps)],
+    jobs: Annotated[AnalyzeJobs, Depends(get_analyze_jobs)],
+) -> Any:
+    decision = await deps.limiter.check(ANALYZE_POLICY, principal.id)
+    limit_headers = deps.limiter.headers(decision)
+    if not decision.allowed:
+        deps.metrics.rate_limit_rejection(ANALYZE_POLICY)
+        error = RateLimitedError(decision.retry_after_s, "analyze rate limit exceeded")
+        refused = problem_response(error, request_id=request_id_of(request.scope), instance=request.url.path)
+        refused.headers.update(limit_headers)
+        return refused
+    job = await jobs.submit(principal.id, body.wallets, body.limit)
+    body_out = job_to_dict(job)
+    response.headers["Location"] = body_out["links"]["self"]
+    for name, value in limit_headers.items():
+        response.headers.append(name, value)  # list fields: the `user` policy's line joins it
+    return JobOut.model_validate(body_out)
+
+
+@router.get(
+    "/analyze/{job_id}",
+    response_model=JobOut,
+    summary="Progress of an analyze job",
+    responses=problem_responses(401, 403, 404, 422, 429),
+    openapi_extra=ANY_CALLER,
+)
+async def get_analyze(
+    job_id: Annotated[str, Path(max_length=32, description="the ULID returned by POST /v1/analyze")],
+    principal: Annotated[Principal, Depends(caller)],
+    jobs: Annotated[AnalyzeJobs, Depends(get_analyze_jobs)],
+) -> JobOut:
+    return JobOut.model_validate(job_to_dict(await jobs.get(principal, job_id)))

@@ -1,0 +1,160 @@
+"""One Ray instance and one deployed API for the whole e2e session, shared by every e2e test file.
+
+Fixtures, cheapest first (Ray start-up is seconds, so nothing here is ever per test):
+
+- `ray_cluster` — `ray.init(num_cpus=2, include_dashboard=False)`, once. Use it alone for
+  actor tests. Torn down with `ray.shutdown()` only: it also kills Serve and its HAProxy,
+  while `serve.shutdown()` with the HAProxy data plane waits out a 30 s timeout (docs/SERVE.md).
+- `e2e_dsn` — a migrated throwaway database (the integration `database_factory`).
+- `api_server` — the API deployed with `configs/serve.yaml` (same data plane as production)
+  on a free port on 127.0.0.1, with **two replicas** sharing Redis, user auth against a test
+  RSA key whose JWKS is served over HTTPS by this process, and HMAC service auth.
+  `api_server.user_headers(sub)` / `.service_headers(method, url)` sign requests.
+
+Rules for tests sharing `api_server`: use your own user ids (`unique_user()`): the `user`
+rate limit is deliberately small (`USER_LIMIT` per minute, no burst) so the 429 test is cheap,
+and counts persist in Redis. Anonymous requests share the `public` policy (one client IP).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+import pytest_asyncio
+
+from deployments.auth import service_authorization
+from deployments.auth.testing import TEST_ENVIRONMENT_ID, RsaTestKey, dynamic_claims, jwks_document, make_rsa_key, sign_token
+from streams.storage import apply_migrations
+from tests.e2e.tls_jwks import TlsJwksServer
+from tests.integration.conftest import database_factory  # noqa: F401 - re-exported fixture
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+USER_LIMIT = 30
+SERVICE_ID = "e2e"
+SERVICE_SECRET = secrets.token_hex(16)
+_NONCES = itertools.count()
+
+
+@contextmanager
+def ray_keeps_its_hands_off_logging() -> Iterator[None]:
+    """Undo what `import ray` / `ray.init` do to the stdlib `ray` loggers (propagate=False, own handlers).
+
+    Otherwise later tests that route Ray's records through `configure_logging`
+    (tests/unit/deployments/test_logging.py) would depend on whether Ray was imported first.
+    """
+    loggers = [logging.getLogger(name) for name in ("ray", "ray.serve")]
+    saved = [(lg.propagate, list(lg.handlers), lg.level) for lg in loggers]
+    try:
+        yield
+    finally:
+        for lg, (propagate, handlers, level) in zip(loggers, saved, strict=True):
+            lg.propagate, lg.handlers, lg.level = propagate, handlers, level
+
+
+with ray_keeps_its_hands_off_logging():
+    import ray
+
+    from deployments import serve_app
+
+
+def unique_user(label: str) -> str:
+    """A user id no earlier run used (rate-limit state outlives a run by up to a minute)."""
+    return f"{label}-{secrets.token_hex(4)}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    with ray_keeps_its_hands_off_logging():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="oof-e2e")
+    try:
+        yield
+    finally:
+        with ray_keeps_its_hands_off_logging():
+            ray.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def e2e_dsn(database_factory: Any) -> str:  # noqa: F811 - the re-exported fixture
+    dsn = await database_factory()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+    return dsn
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    base_url: str
+    dsn: str
+    key: RsaTestKey
+    jwks: TlsJwksServer
+
+    def user_headers(self, sub: str, **claims: Any) -> dict[str, str]:
+        return {"authorization": f"Bearer {sign_token(dynamic_claims(sub=sub, **claims), self.key)}"}
+
+    def service_request(self, method: str, path: str, body: bytes = b"") -> tuple[str, dict[str, str]]:
+        """(path with a unique `_n`, headers): service tokens are single use, so identical requests differ."""
+        path = f"{path}{'&' if '?' in path else '?'}_n={next(_NONCES)}"
+        token = service_authorization(SERVICE_ID, SERVICE_SECRET, method, path, body, int(time.time()))
+        return path, {"authorization": token}
+
+
+def _replica_env(dsn: str, jwks: TlsJwksServer) -> dict[str, str]:
+    return {
+        "DATABASE_URL": dsn,
+        "REDIS_URL": REDIS_URL,
+        "DYNAMIC_ENVIRONMENT_ID": TEST_ENVIRONMENT_ID,
+        "OOF_AUTH__JWKS_URL": jwks.url,
+        "OOF_AUTH__SERVICE_SECRETS": orjson.dumps({SERVICE_ID: [SERVICE_SECRET]}).decode(),
+        "OOF_RATE_LIMITS__POLICIES__USER__LIMIT": str(USER_LIMIT),
+        "OOF_RATE_LIMITS__POLICIES__USER__BURST": "0",
+        "OOF_SOLANA__RPC_HTTP_URL": "http://127.0.0.1:9/",  # never the real mainnet from a test
+        "SSL_CERT_FILE": str(jwks.ca_file),
+        "OOF_CONFIG": "",  # the developer's extra config file must not leak in
+    }
+
+
+@pytest.fixture(scope="session")
+def api_server(ray_cluster: None, e2e_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    key = make_rsa_key("e2e-key")
+    with TlsJwksServer(jwks_document(key), Path(tmp_path_factory.mktemp("jwks"))) as jwks:
+        with ray_keeps_its_hands_off_logging():
+            base_url = serve_app.run(
+                serve_app.load_serve_config(),
+                http_host="127.0.0.1",
+                http_port=_free_port(),
+                overrides={
+                    "num_replicas": 2,
+                    "ray_actor_options": {"runtime_env": {"env_vars": _replica_env(e2e_dsn, jwks)}},
+                },
+            )
+        yield ApiServer(base_url=base_url, dsn=e2e_dsn, key=key, jwks=jwks)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.e2e)
+
+
+__all__ = ["ApiServer", "USER_LIMIT", "unique_user", "ray_keeps_its_hands_off_logging"]

@@ -1,0 +1,104 @@
+"""The API on the real Serve HTTP port: JWT flow, problems, rate limits across two replicas, readiness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import asyncpg
+import httpx
+import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
+from solders.pubkey import Pubkey
+
+from core.models import Moment, MomentKind, MomentStatus, moment_id
+from streams.storage import upsert_moments
+from tests.e2e.conftest import USER_LIMIT, ApiServer, unique_user
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def http(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_server.base_url, trust_env=False, timeout=10) as client:
+        yield client
+
+
+async def test_a_dynamic_user_sees_their_linked_wallet(api_server: ApiServer, http: httpx.AsyncClient) -> None:
+    user, wallet = unique_user("e2e-jwt"), str(Pubkey.new_unique())
+    moment = Moment(
+        id=moment_id(MomentKind.RUG, wallet, wallet, "sig"), kind=MomentKind.RUG, wallet=wallet, mint=wallet,
+        severity=Decimal("0.9"), pct=Decimal("-0.95"), usd_value=Decimal("250.5"), window_start=1, window_end=2,
+        sig_ref="sig", slot_ref=1, status=MomentStatus.FINAL, detected_at=1_750_000_000, updated_at=1_750_000_000,
+    )
+    conn = await asyncpg.connect(api_server.dsn)
+    try:
+        await upsert_moments(conn, [moment])
+        await conn.execute("INSERT INTO wallet_links (user_id, wallet) VALUES ($1, $2)", user, wallet)
+    finally:
+        await conn.close()
+    headers = api_server.user_headers(user)
+    listing = await http.get("/v1/moments", headers=headers)
+    assert listing.status_code == 200, listing.text
+    assert [m["id"] for m in listing.json()["items"]] == [moment.id]
+    summary = await http.get(f"/v1/wallets/{wallet}/summary", headers=headers)
+    assert summary.json()["usd_value"] == "250.5" and summary.json()["worst_moment"]["id"] == moment.id
+    assert (await http.get("/v1/moments", headers=headers, params={"wallet": str(Pubkey.new_unique())})).status_code == 403
+
+
+async def test_missing_or_expired_tokens_are_401_problems(api_server: ApiServer, http: httpx.AsyncClient) -> None:
+    missing = await http.get("/v1/moments", headers={"x-request-id": "e2e-401"})
+    assert missing.status_code == 401
+    assert missing.headers["content-type"] == "application/problem+json"
+    body = missing.json()
+    assert body["type"] == "https://oof.dev/problems/unauthorized" and body["reason"] == "token_missing"
+    assert body["request_id"] == missing.headers["x-request-id"] == "e2e-401"
+    expired = await http.get("/v1/moments", headers=api_server.user_headers("late", now=1_600_000_000))
+    assert expired.status_code == 401 and expired.json()["reason"] == "token_expired"
+
+
+async def test_the_user_limit_is_shared_by_both_replicas(api_server: ApiServer, http: httpx.AsyncClient) -> None:
+    headers = api_server.user_headers(unique_user("e2e-429"))
+    responses = await asyncio.gather(*(http.get("/v2/moments", headers=headers) for _ in range(USER_LIMIT + 10)))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == USER_LIMIT and statuses.count(429) == 10  # one budget, not one per replica
+    limited = next(r for r in responses if r.status_code == 429)
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.headers["ratelimit-policy"] == f'"user";q={USER_LIMIT};w=60'
+    assert re.fullmatch(r'"user";r=0;t=\d+', limited.headers["ratelimit"])
+    assert limited.json()["type"] == "https://oof.dev/problems/rate-limited"
+    # both replicas took part: each one's own /metrics shows /v2/moments requests
+    served: dict[str, float] = {}
+    for _ in range(40):  # each scrape is answered by one replica, labelled with its name
+        counts = [
+            (sample.labels["replica"], sample.value)
+            for family in text_string_to_metric_families((await http.get("/metrics")).text)
+            for sample in family.samples
+            if sample.name == "oof_http_request_duration_seconds_count" and sample.labels["route"] == "/v2/moments"
+        ]
+        for replica, _ in counts:
+            served[replica] = sum(value for name, value in counts if name == replica)
+        if len(served) == 2:
+            break
+    assert len(served) == 2 and all(count > 0 for count in served.values()), served
+
+
+async def test_readiness_and_the_detailed_report(api_server: ApiServer, http: httpx.AsyncClient) -> None:
+    ready = await http.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["checks"]["database"]["status"] == "ok"
+    path, headers = api_server.service_request("GET", "/health/detailed")
+    detailed = (await http.get(path, headers=headers)).json()
+    checks = {name: check["status"] for name, check in detailed["checks"].items()}
+    assert checks["database"] == checks["redis"] == checks["jwks"] == "ok"
+    assert checks["solana_rpc"] == "down" and detailed["status"] == "degraded"  # nothing listens on :9
+
+
+async def test_metrics_expose_the_request_histogram(http: httpx.AsyncClient) -> None:
+    await http.get("/health")
+    for _ in range(10):  # round robin: the next scrape may reach the replica that did not answer /health
+        text = (await http.get("/metrics")).text
+        assert "# TYPE oof_http_request_duration_seconds histogram" in text
+        if re.search(r'oof_http_request_duration_seconds_bucket\{[^}]*route="/health"', text):
+            break
+    else:
+        raise AssertionError("no /health latency in the request histogram")
