@@ -118,7 +118,7 @@ class PriceBook:
     # -- pricing ------------------------------------------------------------------------
     def apply_slot(self, slot: int, block_time: int, trades: Sequence[TradeEvent]) -> SlotPricing:
         """Price one slot's trades (canonical order) and record their ticks."""
-        keep, candles_since = self.watermark.time - 2 * self.ref_window, self.watermark.time - self.candle_horizon_s
+        keep = self.watermark.time - 2 * self.ref_window
         by_mint: dict[str, list[Tick]] = {}
         legs: dict[tuple[str, str, int], LegPrices] = {}
         sol_quoted: list[TradeEvent] = []
@@ -131,7 +131,7 @@ class PriceBook:
             book = mints.get(mint)
             if book is None:
                 book = mints[mint] = MintBook()
-            book.add(tick, keep, candles_since)
+            book.add(tick, keep)
             ticks = by_mint.get(mint)
             if ticks is None:
                 by_mint[mint] = [tick]

@@ -238,7 +238,7 @@ class ShardState:
 
     def load_dict(self, d: dict[str, Any]) -> None:
         ctx = self.ctx
-        self.shard_id = d["shard_id"]
+        self.shard_id = ctx.shard_id = d["shard_id"]
         ctx.watermark = Watermark.from_list(d["watermark"])
         ctx.positions = Positions.from_dict(d["positions"])
         ctx.prices = {m: Decimal(p) for m, p in d["prices"].items()}

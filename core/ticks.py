@@ -133,7 +133,8 @@ class MintBook:
         self.candles: dict[int, Candle] = {}
         self.recent: deque[Tick] = deque()
 
-    def add(self, tick: Tick, keep_since: int, candles_since: int) -> None:
+    def add(self, tick: Tick, keep_since: int) -> None:
+        """Record a tick; recent ticks older than `keep_since` go (candles: see `prune`)."""
         price = tick.price_usd
         self.last = price
         self.last_time = tick.block_time
@@ -141,7 +142,6 @@ class MintBook:
         candle = self.candles.get(minute)
         if candle is None:
             self.candles[minute] = Candle(minute, price, price, price, price, tick.amount, 1)
-            self.prune(keep_since, candles_since)
         else:
             if price > candle.high:
                 candle.high = price
@@ -160,10 +160,12 @@ class MintBook:
         while recent and recent[0].block_time < keep_since:
             recent.popleft()
         first_minute = candles_since // 60
-        while candles:
-            minute = next(iter(candles))
+        stale = []
+        for minute in candles:  # oldest first (inserted in time order)
             if minute >= first_minute:
                 break
+            stale.append(minute)
+        for minute in stale:
             del candles[minute]
 
     def to_dict(self) -> dict[str, Any]:

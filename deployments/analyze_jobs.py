@@ -85,7 +85,9 @@ class AnalyzeJobs:
                     f"link these wallets before analyzing them: {', '.join(missing)}",
                     internal=f"user {user_id!r} asked to analyze unlinked wallets",
                 )
-            job = await create_job(conn, self._new_id(), user_id, parsed, progress=progress, max_active=self._max_active)
+            job = await create_job(
+                conn, self._new_id(), user_id, parsed, progress=progress, max_active=self._max_active
+            )
             if job is None:
                 raise AnalyzeQuotaError(self._max_active)
             await track_wallets(conn, parsed, WalletSource.ANALYZE, user_id)

@@ -222,8 +222,8 @@ async def open_deps(settings: Settings, **options: object) -> AsyncIterator[Deps
         await deps.aclose()
 
 
-def get_deps(request: Request) -> Deps:
-    """FastAPI dependency: the `Deps` the app was built with."""
+async def get_deps(request: Request) -> Deps:
+    """FastAPI dependency: the `Deps` the app was built with (`async`: no thread-pool hop)."""
     deps: Deps = request.app.state.deps
     return deps
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.detectors.base import ZERO, Detector, Leg, ShardContext, build_moment, clamp01, explain_text
-from core.mints import SOL_MINT
+from core.mints import STABLECOINS
 from core.models import Moment, MomentKind, MomentStatus
 from core.windows import TimerQueue, Watermark
 
@@ -91,8 +91,10 @@ class IdleYield(Detector):
     def on_seen(self, wallet: str, slot: int, time: int) -> list[Moment]:
         if wallet in self.accounts:
             return []
-        if not self.accounts and SOL_MINT in self.apr:
-            self.ctx.watch(SOL_MINT)  # SOL balances are valued at SOL's latest price
+        if not self.accounts:  # non-stable assets (SOL) are valued at their latest price
+            for mint in self.apr:
+                if mint not in STABLECOINS:
+                    self.ctx.watch(mint)
         account = self.accounts[wallet] = _Account(time, self.period_s)
         self.timers.push(account.day_end, wallet)
         return []

@@ -62,9 +62,12 @@ class RugPull(Detector):
 
     # -- hooks ----------------------------------------------------------------------------
     def on_trade(self, leg: Leg) -> list[Moment]:
+        opens = leg.opened_entry and leg.role is LegRole.BUY and leg.price_usd is not None
+        if not opens and leg.mint not in self.mints:
+            return []  # nobody watches this mint (e.g. the quote spent on a buy)
         key = f"{leg.wallet}|{leg.mint}"
         w = self.watches.get(key)
-        if leg.role is LegRole.BUY and leg.opened_entry and leg.price_usd is not None:
+        if opens:
             out = [] if w is None else self._end(w, "exited", leg.time)
             self._add(key, leg)
             return out

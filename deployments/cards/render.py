@@ -91,7 +91,8 @@ def _numbers(draw: ImageDraw.ImageDraw, moment: Moment) -> None:
     filled = x0 + int((x1 - x0) * float(min(max(moment.severity, Decimal(0)), Decimal(1))))
     if filled > x0:
         draw.rounded_rectangle((x0, 280, filled, 292), radius=6, fill=_ACCENT)
-    draw.text((60, 300), f"window {_when(moment.window_start)} to {_when(moment.window_end)}", font=_font(20), fill=_MUTED)
+    window = f"window {_when(moment.window_start)} to {_when(moment.window_end)}"
+    draw.text((60, 300), window, font=_font(20), fill=_MUTED)
 
 
 def _chart(draw: ImageDraw.ImageDraw, moment: Moment, candles: Sequence[Candle]) -> None:
@@ -101,13 +102,16 @@ def _chart(draw: ImageDraw.ImageDraw, moment: Moment, candles: Sequence[Candle])
     if not points:
         message = "no price data"
         l, t, r, b = draw.textbbox((0, 0), message, font=_font(32))
-        draw.text(((left + right - (r - l)) / 2, (top + bottom - (b - t)) / 2 - t), message, font=_font(32), fill=_MUTED)
+        origin = ((left + right - (r - l)) / 2, (top + bottom - (b - t)) / 2 - t)
+        draw.text(origin, message, font=_font(32), fill=_MUTED)
         return
     t0 = min(points[0][0], moment.window_start)
     t1 = max(points[-1][0], moment.window_end, t0 + 60)
-    lo = min(p for _, p in points)
-    hi = max(p for _, p in points)
-    span = (hi - lo) or (abs(hi) or 1.0)
+    low = lo = min(p for _, p in points)
+    high = hi = max(p for _, p in points)
+    if hi == lo:  # a flat price: draw it mid-height rather than on the floor
+        lo, hi = lo - (abs(lo) or 1.0) / 2, hi + (abs(hi) or 1.0) / 2
+    span = hi - lo
     pad = 16
 
     def x_of(t: int) -> float:
@@ -116,7 +120,8 @@ def _chart(draw: ImageDraw.ImageDraw, moment: Moment, candles: Sequence[Candle])
     def y_of(price: float) -> float:
         return bottom - pad - (bottom - top - 2 * pad) * (price - lo) / span
 
-    draw.rectangle((x_of(moment.window_start), top, max(x_of(moment.window_end), x_of(moment.window_start) + 2), bottom), fill=_WINDOW)
+    window_left = x_of(moment.window_start)
+    draw.rectangle((window_left, top, max(x_of(moment.window_end), window_left + 2), bottom), fill=_WINDOW)
     # One point per pixel column is all the resolution a 1080-px chart has.
     by_column: dict[int, tuple[float, float]] = {}
     for t, price in points:
@@ -128,8 +133,8 @@ def _chart(draw: ImageDraw.ImageDraw, moment: Moment, candles: Sequence[Candle])
         draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=_LINE)
     else:
         draw.line(line, fill=_LINE, width=3, joint="curve")
-    draw.text((left + 8, top + 6), f"high {hi:,.6g}", font=_font(18), fill=_MUTED)
-    draw.text((left + 8, bottom - 26), f"low {lo:,.6g}", font=_font(18), fill=_MUTED)
+    draw.text((left + 8, top + 6), f"high {high:,.6g}", font=_font(18), fill=_MUTED)
+    draw.text((left + 8, bottom - 26), f"low {low:,.6g}", font=_font(18), fill=_MUTED)
 
 
 def render_card(moment: Moment, candles: Sequence[Candle]) -> bytes:

@@ -29,6 +29,8 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
         **os.environ,
         "OOF_AUTH__SERVICE_SECRETS": json.dumps({_SERVICE_ID: [secret]}),
         "OOF_RATE_LIMITS__POLICIES__SERVICE__LIMIT": "1000000000",  # measure the API, not the limiter's 429s
-        "OOF_LOG__LEVEL": os.environ.get("OOF_LOG__LEVEL", "WARNING"),
     }
     print(f"API bench: {args.concurrency} connections, {args.seconds:g} s per endpoint, "
           f"{os.cpu_count()} CPUs shared by server and load generator")
@@ -123,16 +124,21 @@ def _free_port() -> int:
 
 
 def _start_child(mode: str, port: int, args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The server of `mode` in a child process; its logs (access log included, as shipped) go to a file."""
     command = [sys.executable, "-m", "deployments.cli", "bench", "api", "--child", mode, "--port", str(port),
                "--replicas", str(args.replicas), *[f"--config={path}" for path in args.config]]
-    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    log_path = os.path.join(tempfile.gettempdir(), f"oof-bench-api-{mode}.log")
+    with open(log_path, "w") as log_file:
+        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
+                                 text=True, env=env)
     started = time.monotonic()
     assert child.stdout is not None
     for line in child.stdout:
         if line.startswith("READY"):
-            print(f"{mode}: ready in {time.monotonic() - started:.1f} s", flush=True)
+            print(f"{mode}: ready in {time.monotonic() - started:.1f} s (server log: {log_path})", flush=True)
+            threading.Thread(target=child.stdout.read, daemon=True).start()  # never let a full pipe block it
             return child
-    raise SystemExit(f"oof bench api: the {mode} server did not start (exit code {child.wait()})")
+    raise SystemExit(f"oof bench api: the {mode} server did not start (exit code {child.wait()}; see {log_path})")
 
 
 def _stop_child(child: subprocess.Popen[str]) -> None:
@@ -223,9 +229,11 @@ async def _seed(settings, count: int) -> None:  # type: ignore[no-untyped-def]
 
 def serve_child(mode: str, port: int, config_files: list[str], replicas: int) -> int:
     """The server side of one mode (a child process): serve on `port`, print READY, stop when stdin closes."""
+    from deployments.logging import configure_logging
     from deployments.settings_loader import load_or_exit
 
     settings = load_or_exit(extra_files=config_files)
+    configure_logging(settings.log)  # stderr; stdout carries only READY
     if mode == "uvicorn":
         asyncio.run(_uvicorn(settings, port))
         return 0

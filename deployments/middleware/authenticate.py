@@ -6,6 +6,9 @@ the client IP when there is none), and routes decide with the dependencies below
 they need a caller at all: public routes ignore the outcome, protected routes raise the
 recorded `AuthError` (401 with its `reason`) or `token_missing`.
 
+The dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in its
+thread pool, a thread hop per request for a dictionary lookup.
+
 Schemes (see `deployments.auth`): `Authorization: Bearer <Dynamic JWT>` makes a user,
 `Authorization: OOF-HMAC <service_id>.<ts>.<sig>` a service. The HMAC signature covers the
 body, so only that scheme reads it (bounded by `max_body_bytes`) and replays it to the app.
@@ -189,7 +192,7 @@ def _checked(request: Request) -> Principal | None:
     return outcome.principal
 
 
-def caller(request: Request) -> Principal:
+async def caller(request: Request) -> Principal:
     """Dependency: any authenticated caller (a user, or a service that sees everything)."""
     principal = _checked(request)
     if principal is None:
@@ -197,11 +200,11 @@ def caller(request: Request) -> Principal:
     return principal
 
 
-def user_caller(request: Request) -> Principal:
+async def user_caller(request: Request) -> Principal:
     """Dependency: a user (services get 403)."""
     return require_user(_checked(request))
 
 
-def service_caller(request: Request) -> Principal:
+async def service_caller(request: Request) -> Principal:
     """Dependency: an internal service (users get 403)."""
     return require_service(_checked(request))

@@ -177,7 +177,7 @@ def decode_cursor(token: str, fingerprint: str) -> MomentCursor:
     raise invalid
 
 
-def moment_query(
+async def moment_query(
     wallet: Annotated[str | None, Query(description="only this wallet (base58)", max_length=64)] = None,
     kinds: Annotated[
         list[str] | None,
@@ -189,7 +189,7 @@ def moment_query(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
 ) -> MomentQuery:
-    """The listing filters, validated together: every bad field is reported in one 422."""
+    """The listing filters, validated together: every bad field is reported in one 422 (`async`: no thread hop)."""
     errors: list[FieldError] = []
 
     def attempt(parse: Callable[[], Any]) -> Any:

@@ -11,7 +11,8 @@ Subscribing before reading means a change committed during the catch-up is in th
 in the catch-up, or both, never in neither; the skip makes "both" arrive once. A client
 too slow for its bounded queue gets a final `event: error` whose `id` is where to resume;
 silence is broken by `: ping` comments. Users see their linked wallets (a `wallet` they did
-not link is a 403), services every wallet or the `wallet`s they name.
+not link is a 403; a wallet linked after connecting shows from the next connection),
+services every wallet or the `wallet`s they name.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -155,8 +156,7 @@ async def _scope(deps: Deps, principal: Principal, wanted: list[str]) -> frozens
 
 @router.get(
     "/stream/moments",
-    response_class=EventStreamResponse,
-    status_code=200,  # our response class takes no status_code for FastAPI to read a default from
+    response_class=Response,  # documents no JSON body for 200; errors still file as problem+json
     summary="Live moments as Server-Sent Events (resumable with Last-Event-ID)",
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "`event: moment` per change; `: ping` heartbeats"},

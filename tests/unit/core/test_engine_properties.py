@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal as D
 
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +14,9 @@ from core.models import Moment, MomentKind, MomentStatus, Side, TradeEvent, mome
 from core.thresholds import Thresholds
 from tests.scenarios.random_world import random_world
 
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("OOF_PROPERTY_EXAMPLES", "12")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# OOF_PROPERTY_EXAMPLES=500 for a deeper hunt; the default keeps the suite fast.
+SETTINGS = settings(max_examples=int(os.environ.get("OOF_PROPERTY_EXAMPLES", "30")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 seeds = st.integers(min_value=0, max_value=2**31)
 TH = Thresholds()
 

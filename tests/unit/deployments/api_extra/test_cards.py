@@ -79,7 +79,8 @@ async def test_cards_are_cached_until_the_moment_changes(
     first = await served.api.get(url, user="alice")
     second = await served.api.get(url, user="alice")
     revalidated = await served.api.get(url, user="alice", headers={"if-none-match": first.headers["etag"]})
-    await served.api.add_moments(make_moment(wallet, sig_ref="card", status=MomentStatus.FINAL, updated_at=moment.updated_at + 60))
+    final = make_moment(wallet, sig_ref="card", status=MomentStatus.FINAL, updated_at=moment.updated_at + 60)
+    await served.api.add_moments(final)
     changed = await served.api.get(url, user="alice", headers={"if-none-match": first.headers["etag"]})
 
     assert first.status_code == 200 and first.headers["content-type"] == "image/png"

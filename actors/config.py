@@ -1,0 +1,92 @@
+"""What the supervisor builds the graph from, the actors' dashboard names and their Ray options.
+
+CPU reservations are fractional and shared out of one budget (`cpu_budget`, default one
+logical CPU) so any shard / price-actor count schedules on a 2-core box next to Serve's
+replicas; they are scheduling hints, not limits. Restart policy: every actor restarts
+(`max_restarts`); only idempotent calls are retried by Ray (fetch: a read; sink: upserts);
+stateful batch calls are never retried by Ray — the ingest restores state and replays
+instead (a blind retry on a restarted actor would run a batch on the wrong state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from core.thresholds import Thresholds
+
+if TYPE_CHECKING:  # settings are only read by the composition root
+    from core.settings import PipelineSettings
+
+__all__ = ["PipelineConfig", "actor_name", "actor_options", "checkpoint_id", "ACTOR_KINDS"]
+
+ACTOR_KINDS = ("supervisor", "ingest", "fetch", "prices", "shard", "sink")
+_RESTARTS = 100  # finite: a crash loop ends, a flaky node does not
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Sizing and wiring of one pipeline (settings are read once, in the composition root)."""
+
+    shard_count: int = 4
+    price_shards: int = 2
+    batch_size: int = 500  # views per batch
+    checkpoint_interval_s: float = 30.0
+    queue_max_batches: int = 8
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    dsn: str | None = None  # None: in-memory sink, checkpoints only in memory
+    resume: bool = True  # restore the latest PostgreSQL checkpoint at start (with a dsn)
+    namespace: str | None = None  # Ray namespace of the actors (None: the driver's)
+    checkpoint_every_batches: int = 64  # also checkpoint this often: bounds the replay buffer
+    max_batch_delay_s: float = 0.05  # a partial batch waits at most this long (live latency)
+    flush_idle_s: float = 0.5  # live sources: run a held-back slot after this long without input
+    cpu_budget: float = 1.0
+
+    @classmethod
+    def from_settings(cls, pipeline: PipelineSettings, thresholds: Thresholds, **overrides: Any) -> PipelineConfig:
+        return cls(shard_count=pipeline.shard_count, price_shards=pipeline.price_shards,
+                   batch_size=pipeline.batch_size, checkpoint_interval_s=pipeline.checkpoint_interval_s,
+                   queue_max_batches=pipeline.queue_max_batches, thresholds=thresholds, **overrides)
+
+    @property
+    def actor_count(self) -> int:
+        return self.shard_count + self.price_shards + 4  # + supervisor, ingest, fetch, sink
+
+
+def actor_name(kind: str, index: int | None = None) -> str:
+    """`oof:ingest`, `oof:shard-03`, `oof:prices-1`: readable in the Ray dashboard."""
+    if kind == "shard":
+        return f"oof:shard-{index:02d}"
+    if kind == "prices":
+        return f"oof:prices-{index}"
+    return f"oof:{kind}"
+
+
+def actor_options(config: PipelineConfig, kind: str, index: int | None = None) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "name": actor_name(kind, index),
+        "num_cpus": round(config.cpu_budget / config.actor_count, 4),
+        "max_restarts": _RESTARTS,
+        "max_task_retries": 3 if kind in ("fetch", "sink") else 0,
+    }
+    if config.namespace:
+        options["namespace"] = config.namespace
+    if kind == "sink":
+        options["max_concurrency"] = 1  # writes land in submission order (moments before their checkpoint)
+    return options
+
+
+def checkpoint_id(kind: str, index: int, config: PipelineConfig) -> tuple[int, int]:
+    """`(shard_count, shard)` row key in `shard_checkpoints` (where 0 <= shard < shard_count).
+
+    Shards use the real key `(shard_count, j)`. Price actors and the ingest use shard-count
+    values no real layout has, which also encode the layout (N shards, M price actors), so a
+    layout change never reads another layout's state: price actor k → (10_000_000 + 2048·N + M, k),
+    ingest → (20_000_000 + 2048·N + M, 0).
+    """
+    layout = 2048 * config.shard_count + config.price_shards
+    if kind == "shard":
+        return config.shard_count, index
+    if kind == "prices":
+        return 10_000_000 + layout, index
+    return 20_000_000 + layout, 0

@@ -1,0 +1,79 @@
+"""The ingest's side of checkpoints: what a barrier stores, and where a (re)start resumes.
+
+A checkpoint is one barrier of the whole pipeline: every price actor's and shard's
+snapshot after batch n, the ingest's `SlotAssembler` (dedup keys, held-back slot,
+watermark) as of cutting batch n, the live source's cursors as of then, and the candle
+partials of the interval. With a database they are stored together (`oof:sink`
+`checkpoint`) in `shard_checkpoints`, keyed by (shard_count, `actors.config.checkpoint_id`)
+and tagged `run:n`; a (re)start resumes only from a complete set with one tag.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+import structlog
+
+from actors.assembler import SlotAssembler
+from actors.config import PipelineConfig, checkpoint_id
+from actors.conveyor import Base, Planned
+from actors.sink_pump import SinkPump
+
+__all__ = ["IngestCheckpoints"]
+
+log = structlog.get_logger("oof.ingest")
+
+
+class IngestCheckpoints:
+    def __init__(self, config: PipelineConfig, sink: Any, pump: SinkPump) -> None:
+        self.config, self.sink, self.pump = config, sink, pump
+        self.run_id = uuid.uuid4().hex[:12]
+        self.cursors: dict[str, tuple[str, int]] = {}  # live source positions not yet checkpointed
+        self.keys = [checkpoint_id("ingest", 0, config),
+                     *[checkpoint_id("prices", k, config) for k in range(config.price_shards)],
+                     *[checkpoint_id("shard", j, config) for j in range(config.shard_count)]]
+
+    def fresh(self) -> Base:
+        return Base(0, [None] * self.config.price_shards, [None] * self.config.shard_count)
+
+    async def load(self, assembler: SlotAssembler) -> Base:
+        """The stored checkpoint to resume from (restoring `assembler`), or an empty base."""
+        cfg = self.config
+        if cfg.dsn is None or not cfg.resume:
+            return self.fresh()
+        rows = await self.sink.load_checkpoints.remote(self.keys)
+        if not rows:
+            return self.fresh()
+        tags = {tag for _, _, tag in rows.values()}
+        if len(rows) != len(self.keys) or len(tags) != 1:
+            log.warning("checkpoint_incomplete", found=len(rows), expected=len(self.keys), tags=sorted(map(str, tags)))
+            return self.fresh()
+        doc = orjson.loads(rows[self.keys[0]][0])
+        assembler.restore(doc["assembler"].encode())
+        n, m = cfg.shard_count, cfg.price_shards
+        base = Base(doc["number"], [rows[k][0] for k in self.keys[1 : 1 + m]], [rows[k][0] for k in self.keys[1 + m :]])
+        log.info("checkpoint_restored", tag=tags.pop(), batch=base.number, shards=n, price_shards=m,
+                 last_slot=rows[self.keys[0]][1])
+        return base
+
+    def barrier(self, assembler: SlotAssembler, number: int) -> dict[str, Any]:
+        """The ingest's own state as of cutting barrier batch `number`."""
+        return {"assembler": assembler.snapshot(), "cursors": dict(self.cursors), "number": number}
+
+    async def persist(self, planned: Planned, metas: list[Any], results: list[Any]) -> None:
+        """Queue the barrier's write (after its moments: the sink pump keeps order)."""
+        cfg, extra = self.config, planned.extra
+        if cfg.dsn is None or extra is None:
+            return
+        ingest = orjson.dumps({"format": "oof-ingest", "number": planned.number,
+                               "assembler": extra["assembler"].decode()})
+        snapshots = {self.keys[0]: ingest}
+        for k, meta in enumerate(metas):
+            snapshots[checkpoint_id("prices", k, cfg)] = meta.snapshot
+        for j, result in enumerate(results):
+            snapshots[checkpoint_id("shard", j, cfg)] = result.snapshot
+        candles = [c for meta in metas for c in (meta.candles or ())]
+        await self.pump.put("checkpoint", f"{self.run_id}:{planned.number}",
+                            max(planned.last_slot, 0), snapshots, candles, extra["cursors"])

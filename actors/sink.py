@@ -1,0 +1,146 @@
+"""`oof:sink`: batched, idempotent writes to PostgreSQL — or to memory, without a database.
+
+One call per batch: its transactions (with raw JSON) and trade events, then its moment
+upserts, in one database transaction; the moments table's trigger sends the NOTIFY. A
+checkpoint call stores every actor's snapshot of one barrier, the source cursors and the
+candle partials of the barrier's interval, atomically — after the moments of every batch
+up to the barrier (the ingest sends calls one at a time, in order). Every write is keyed
+(signature, (signature, ix), moment id, checkpoint id), so a replay after a crash rewrites
+the same rows. Without a DSN the sink keeps the last state of every moment in memory
+(`oof replay`, benchmarks) — the in-memory twin of the PostgreSQL sink.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter, deque
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+import structlog
+
+from actors.metrics import pipeline_metrics
+from core.models import Moment
+from core.settings import DatabaseSettings
+from streams import storage
+
+__all__ = ["SinkActor"]
+
+log = structlog.get_logger("oof.sink")
+
+
+@ray.remote
+class SinkActor:
+    def __init__(self, dsn: str | None, recent: int = 10_000) -> None:
+        self.dsn = dsn
+        self.incarnation = uuid.uuid4().hex[:8]
+        self._pool: Any = None
+        self.final: dict[str, Moment] = {}  # memory mode only
+        self.recent: deque[Moment] = deque(maxlen=recent)
+        self.kinds: Counter[str] = Counter()
+        self.written = {"transactions": 0, "moment_upserts": 0, "moments_changed": 0, "checkpoints": 0, "candles": 0}
+
+    async def _conn_pool(self) -> Any:
+        if self._pool is None:
+            self._pool = await storage.create_pool(DatabaseSettings(pool_min=1, pool_max=4), self.dsn)
+        return self._pool
+
+    async def ping(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "incarnation": self.incarnation, "database": self.dsn is not None, **self.written}
+
+    async def write(self, rows: Sequence[tuple[Any, Any]], moments: Sequence[Moment]) -> int:
+        """Store one batch: transactions + trade events, then moments. Returns moments changed."""
+        changed = len(moments)
+        if self.dsn is not None and (rows or moments):
+            pool = await self._conn_pool()
+            async with pool.acquire() as conn, conn.transaction():
+                if rows:
+                    await storage.upsert_transactions(conn, rows)
+                    await storage.upsert_trade_events(conn, [t for parsed, _ in rows for t in parsed.trades])
+                changed = await storage.upsert_moments(conn, moments) if moments else 0
+        else:
+            for moment in moments:
+                self.final[moment.id] = moment
+        self.written["transactions"] += len(rows)
+        self.written["moment_upserts"] += len(moments)
+        self.written["moments_changed"] += changed
+        self.recent.extend(moments)
+        metrics = pipeline_metrics()
+        by_kind = Counter(m.kind.value for m in moments)
+        for kind, n in by_kind.items():
+            metrics.moments.inc(n, tags={"kind": kind})
+        self.kinds.update(by_kind)
+        return changed
+
+    async def checkpoint(self, tag: str, last_slot: int, snapshots: dict[tuple[int, int], bytes],
+                         candles: Sequence[Any], cursors: dict[str, tuple[str, int]]) -> bool:
+        """One barrier, atomically: False (nothing stored) when a newer checkpoint is stored already."""
+        if self.dsn is None:
+            return False
+        pool = await self._conn_pool()
+        async with pool.acquire() as conn:
+            if candles:  # partials of the interval: their own transaction, a rejected barrier keeps them
+                self.written["candles"] += await storage.upsert_candles(conn, candles)
+            try:
+                async with conn.transaction():
+                    for (count, shard), snapshot in sorted(snapshots.items()):
+                        if not await storage.save_checkpoint(conn, shard, snapshot, last_slot, tag,
+                                                             shard_count=count):
+                            raise _Rejected((count, shard))
+                    for wallet, (signature, slot) in sorted(cursors.items()):
+                        await storage.set_cursor(conn, wallet, signature, slot)
+            except _Rejected as exc:
+                log.warning("checkpoint_rejected", tag=tag, checkpoint=exc.args[0], last_slot=last_slot)
+                return False
+        self.written["checkpoints"] += 1
+        return True
+
+    async def load_checkpoints(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[bytes, int, str | None]]:
+        if self.dsn is None:
+            return {}
+        pool = await self._conn_pool()
+        out: dict[tuple[int, int], tuple[bytes, int, str | None]] = {}
+        async with pool.acquire() as conn:
+            for key in keys:
+                found = await storage.load_checkpoint(conn, key[1], shard_count=key[0])
+                if found is not None:
+                    out[key] = (found.snapshot, found.last_slot, found.last_signature)
+        return out
+
+    async def cursor(self, wallet: str) -> str | None:
+        if self.dsn is None:
+            return None
+        pool = await self._conn_pool()
+        async with pool.acquire() as conn:
+            found = await storage.get_cursor(conn, wallet)
+        return None if found is None else found.last_signature
+
+    async def tracked_wallets(self) -> list[str]:
+        if self.dsn is None:
+            return []
+        pool = await self._conn_pool()
+        async with pool.acquire() as conn:
+            return await storage.tracked_wallets(conn)
+
+    async def moments(self) -> list[Moment]:
+        """Memory mode: the last state of every moment written."""
+        return list(self.final.values())
+
+    async def take_recent(self) -> list[Moment]:
+        recent = list(self.recent)
+        self.recent.clear()
+        return recent
+
+    async def stats(self) -> dict[str, Any]:
+        return {**self.written, "kinds": dict(self.kinds)}
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+class _Rejected(Exception):
+    pass
