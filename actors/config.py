@@ -10,6 +10,7 @@ instead (a blind retry on a restarted actor would run a batch on the wrong state
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from core.thresholds import Thresholds
 if TYPE_CHECKING:  # settings are only read by the composition root
     from core.settings import PipelineSettings
 
-__all__ = ["PipelineConfig", "actor_name", "actor_options", "checkpoint_id", "ACTOR_KINDS"]
+__all__ = ["PipelineConfig", "actor_name", "actor_options", "checkpoint_id", "setup_logging", "ACTOR_KINDS"]
 
 ACTOR_KINDS = ("supervisor", "ingest", "fetch", "prices", "shard", "sink")
 _RESTARTS = 100  # finite: a crash loop ends, a flaky node does not
@@ -41,6 +42,7 @@ class PipelineConfig:
     max_batch_delay_s: float = 0.05  # a partial batch waits at most this long (live latency)
     flush_idle_s: float = 0.5  # live sources: run a held-back slot after this long without input
     cpu_budget: float = 1.0
+    log_setup: Callable[[], None] | None = None  # run first in every actor process (JSON logs, level)
 
     @classmethod
     def from_settings(cls, pipeline: PipelineSettings, thresholds: Thresholds, **overrides: Any) -> PipelineConfig:
@@ -51,6 +53,12 @@ class PipelineConfig:
     @property
     def actor_count(self) -> int:
         return self.shard_count + self.price_shards + 4  # + supervisor, ingest, fetch, sink
+
+
+def setup_logging(log_setup: Callable[[], None] | None) -> None:
+    """What an actor's constructor calls first: the composition root's logging setup, if any."""
+    if log_setup is not None:
+        log_setup()
 
 
 def actor_name(kind: str, index: int | None = None) -> str:
@@ -71,8 +79,6 @@ def actor_options(config: PipelineConfig, kind: str, index: int | None = None) -
     }
     if config.namespace:
         options["namespace"] = config.namespace
-    if kind == "sink":
-        options["max_concurrency"] = 1  # writes land in submission order (moments before their checkpoint)
     return options
 
 

@@ -20,6 +20,7 @@ states). Results of older generations are never used.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -80,15 +81,17 @@ class Conveyor:
         self.prices, self.shards, self.pump, self.tracker = prices, shards, pump, tracker
         self.queue_max = queue_max
         self.on_barrier = on_barrier  # async (planned, metas, results) -> None, after the barrier's write
-        self.generation = 0
+        # Unique across ingest incarnations: a batch queued by a dead ingest never passes the check.
+        self.generation = secrets.randbits(48)
         self.base = Base(0, [None] * len(prices), [None] * len(shards))
         self.retained: deque[Planned] = deque()
         self.inflight: deque[tuple[Planned, list[Any], list[Any]]] = deque()
         self.recoveries = 0
         self.stats = {"batches": 0, "views": 0, "last_slot": -1, "prices_s": 0.0, "shards_s": 0.0}
-        self.latencies: list[float] = []
+        self.latencies: deque[float] = deque(maxlen=10_000)  # recent batches: p50 / p99
         self.failed: BaseException | None = None
-        self._cond = asyncio.Condition()
+        self._cond = asyncio.Condition()  # ready() / drain() wait on it; the collector notifies
+        self._work = asyncio.Event()  # set by every dispatch
         self._collector: asyncio.Task[None] | None = None
 
     async def start(self, base: Base) -> None:
@@ -98,13 +101,17 @@ class Conveyor:
             self.tracker.reset(shard, watched, base.number)
         self._collector = asyncio.create_task(self._collect_forever(), name="conveyor-collector")
 
-    async def submit(self, planned: Planned) -> None:
+    async def ready(self) -> None:
+        """Until a batch may be dispatched (a free in-flight slot): the backpressure point."""
         async with self._cond:
             await self._cond.wait_for(lambda: self.failed is not None or len(self.inflight) < self.queue_max)
-            self._raise_if_failed()
-            self.retained.append(planned)
-            self._dispatch(planned)
-            self._cond.notify_all()
+        self._raise_if_failed()
+
+    def submit(self, planned: Planned) -> None:
+        """Dispatch now (call right after `ready`): synchronous, so a cancelled caller never loses a
+        batch it has already taken out of the assembler."""
+        self.retained.append(planned)
+        self._dispatch(planned)
 
     async def drain(self) -> None:
         async with self._cond:
@@ -124,34 +131,38 @@ class Conveyor:
     def _dispatch(self, planned: Planned) -> None:
         n, gen = len(self.shards), self.generation
         outs = [p.run_batch.options(num_returns=n + 1).remote(gen, planned.price_input) for p in self.prices]
-        results = [shard.run_batch.remote(gen, planned.shard_inputs[j], *[out[j] for out in outs])
+        results = [shard.run_batch.options(num_returns=2).remote(gen, planned.shard_inputs[j],
+                                                                 *[out[j] for out in outs])
                    for j, shard in enumerate(self.shards)]
         self.inflight.append((planned, [out[n] for out in outs], results))
+        self._work.set()
         pipeline_metrics().queue_depth.set(len(self.inflight), tags={"stage": "in_flight"})
 
     async def _collect_forever(self) -> None:
         try:
             while True:
-                async with self._cond:
-                    await self._cond.wait_for(lambda: bool(self.inflight))
-                    planned, metas, results = self.inflight[0]
-                    generation = self.generation
+                if not self.inflight:
+                    self._work.clear()
+                    await self._work.wait()
+                    continue
+                planned, metas, results = self.inflight[0]
                 try:
-                    got = await asyncio.gather(*metas, *results)
+                    got = await asyncio.gather(*metas, *[meta for meta, _ in results])
                 except Exception as exc:  # noqa: BLE001 - sorted by `recoverable`
                     if not recoverable(exc):
                         raise
                     async with self._cond:
-                        if generation == self.generation:
-                            await self._recover(exc)
+                        await self._recover(exc)
                         self._cond.notify_all()
                     continue
+                # Still counted in flight until its writes are queued: `drain` cannot slip in between.
+                await self._finish(planned, list(got[: len(metas)]), list(got[len(metas) :]),
+                                   [moments for _, moments in results])
                 async with self._cond:
-                    if generation != self.generation:
-                        continue  # replaced by a recovery meanwhile
                     self.inflight.popleft()
                     self._cond.notify_all()
-                await self._finish(planned, list(got[: len(metas)]), list(got[len(metas) :]))
+        except asyncio.CancelledError:
+            raise  # closed
         except BaseException as exc:
             self.failed = exc
             log.error("pipeline_failed", error=f"{type(exc).__name__}: {exc}")
@@ -159,7 +170,7 @@ class Conveyor:
                 self._cond.notify_all()
             raise
 
-    async def _finish(self, planned: Planned, metas: list[Any], results: list[Any]) -> None:
+    async def _finish(self, planned: Planned, metas: list[Any], results: list[Any], moments: list[Any]) -> None:
         now = time.monotonic()
         metrics = pipeline_metrics()
         for result in results:
@@ -172,7 +183,7 @@ class Conveyor:
         self.latencies.append(now - planned.born)
         metrics.latency.observe(now - planned.born, tags={"pipeline": "main"})
         rows, planned.rows = planned.rows or [], None
-        await self.pump.put("write", rows, [m for r in results for m in r.moments])
+        await self.pump.put("write", rows, *moments)  # references: the sink fetches the moments itself
         metrics.queue_depth.set(self.pump.depth, tags={"stage": "sink"})
         if planned.checkpoint:
             self.base = Base(planned.number, [m.snapshot for m in metas], [r.snapshot for r in results], now)

@@ -16,6 +16,7 @@ from typing import Any
 
 import ray
 
+from actors.config import setup_logging
 from core.settings import SolanaSettings
 from streams.rpc import RpcClient
 
@@ -26,7 +27,8 @@ _BLOCK_TIME_CONCURRENCY = 8
 
 @ray.remote
 class FetchActor:
-    def __init__(self, solana: SolanaSettings) -> None:
+    def __init__(self, solana: SolanaSettings, log_setup: Any = None) -> None:
+        setup_logging(log_setup)
         self.solana = solana
         self.incarnation = uuid.uuid4().hex[:8]
         self._rpc: RpcClient | None = None

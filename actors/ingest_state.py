@@ -27,10 +27,10 @@ log = structlog.get_logger("oof.ingest")
 
 
 class IngestCheckpoints:
-    def __init__(self, config: PipelineConfig, sink: Any, pump: SinkPump) -> None:
+    def __init__(self, config: PipelineConfig, sink: Any, pump: SinkPump, cursors: dict[str, tuple[str, int]]) -> None:
         self.config, self.sink, self.pump = config, sink, pump
         self.run_id = uuid.uuid4().hex[:12]
-        self.cursors: dict[str, tuple[str, int]] = {}  # live source positions not yet checkpointed
+        self.cursors = cursors  # the live source's positions (`Feed.cursors`), stored with each barrier
         self.keys = [checkpoint_id("ingest", 0, config),
                      *[checkpoint_id("prices", k, config) for k in range(config.price_shards)],
                      *[checkpoint_id("shard", j, config) for j in range(config.shard_count)]]
@@ -60,7 +60,10 @@ class IngestCheckpoints:
 
     def barrier(self, assembler: SlotAssembler, number: int) -> dict[str, Any]:
         """The ingest's own state as of cutting barrier batch `number`."""
-        return {"assembler": assembler.snapshot(), "cursors": dict(self.cursors), "number": number}
+        # The slot the barrier covers: the highest slot run so far (a resumed run that found
+        # nothing new repeats the stored one, which the checkpoint table accepts).
+        return {"assembler": assembler.snapshot(), "cursors": dict(self.cursors), "number": number,
+                "last_slot": assembler.watermark.slot}
 
     async def persist(self, planned: Planned, metas: list[Any], results: list[Any]) -> None:
         """Queue the barrier's write (after its moments: the sink pump keeps order)."""
@@ -76,4 +79,4 @@ class IngestCheckpoints:
             snapshots[checkpoint_id("shard", j, cfg)] = result.snapshot
         candles = [c for meta in metas for c in (meta.candles or ())]
         await self.pump.put("checkpoint", f"{self.run_id}:{planned.number}",
-                            max(planned.last_slot, 0), snapshots, candles, extra["cursors"])
+                            extra["last_slot"], snapshots, candles, extra["cursors"])

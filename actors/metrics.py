@@ -20,9 +20,10 @@ class _Metrics:
         from ray.util.metrics import Counter, Gauge, Histogram
 
         self.tx_in = Counter("oof_tx_in", "transactions received from the source", tag_keys=("source",))
-        self.parse_errors = Counter("oof_parse_errors", "transactions the parser could not read", tag_keys=("source",))
+        self.parse_errors = Counter("oof_parse_errors", "transactions the parser could not read",
+                                    tag_keys=("source",))
         self.reconnects = Counter("oof_source_reconnects", "source connections lost", tag_keys=("source",))
-        self.backfill_lag = Gauge("oof_backfill_lag_slots", "slots between the last item before a gap and the reconnect",
+        self.backfill_lag = Gauge("oof_backfill_lag_slots", "slots from the last item before a gap to the reconnect",
                                   tag_keys=("source",))
         self.queue_depth = Gauge("oof_queue_depth", "batches waiting per stage", tag_keys=("stage",))
         self.events = Counter("oof_shard_events", "wallet views applied per shard", tag_keys=("shard",))

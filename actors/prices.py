@@ -13,6 +13,7 @@ from typing import Any
 
 import ray
 
+from actors.config import setup_logging
 from actors.metrics import pipeline_metrics
 from actors.price_worker import PriceWorker
 from actors.protocol import PriceInput, StaleGeneration
@@ -23,7 +24,9 @@ __all__ = ["PriceActor"]
 
 @ray.remote
 class PriceActor:
-    def __init__(self, thresholds: Thresholds, index: int, price_shards: int, shard_count: int) -> None:
+    def __init__(self, thresholds: Thresholds, index: int, price_shards: int, shard_count: int,
+                 log_setup: Any = None) -> None:
+        setup_logging(log_setup)
         self.worker = PriceWorker(thresholds, index, price_shards, shard_count)
         self.generation: int | None = None  # None until restored: a fresh (re)start knows nothing
         self.incarnation = uuid.uuid4().hex[:8]

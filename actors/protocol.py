@@ -4,8 +4,9 @@ Plain NamedTuples of core types (cheap to pickle, no behaviour). A *batch* is a 
 consecutive slot runs (`SlotRun`: one slot's views in the engine's canonical order); every
 stage gets one call per batch, never one per transaction:
 
-    ingest ──PriceInput──► prices[k]  ──PricePart per shard──► shard[j] ──ShardResult──► ingest ──► sink
-                                      ──PriceMeta──────────────────────────────────────► ingest
+    ingest ──PriceInput──► prices[k] ──PricePart per shard──► shard[j] ──ShardResult──► ingest
+                                     ──PriceMeta─────────────────────────────────────► ingest
+                                                              shard[j] ──moments────► sink (ingest: a reference)
 
 Slots inside a batch are addressed by their index `i` in `PriceInput.slots`; per-slot maps
 are sparse (`dict[i, …]`) so empty slots cost nothing.
@@ -16,8 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from actors import wire
 from core.models import Moment, TradeEvent
 from core.oracle import LegPrices, MintHistory, RefAnswer, SlotTicks
+
+wire.register()  # compact pickling of what these values carry
 
 __all__ = [
     "SlotRun",
@@ -85,7 +89,7 @@ class PriceMeta(NamedTuple):
 class ShardResult(NamedTuple):
     batch: int
     shard: int
-    moments: list[Moment]
+    moments: list[Moment]  # the worker's upserts, coalesced per slot; the actor ships them to the sink apart
     last_slot: int
     views: int
     watched: frozenset[str] | None  # the shard's subscriptions at the end of the batch (None: unchanged)

@@ -15,6 +15,7 @@ from typing import Any
 
 import ray
 
+from actors.config import setup_logging
 from actors.metrics import pipeline_metrics
 from actors.protocol import PricePart, ShardInput, ShardResult, StaleGeneration
 from actors.shard_worker import ShardWorker
@@ -28,7 +29,8 @@ _GC_THRESHOLDS = (50_000, 20, 100)
 
 @ray.remote
 class ShardActor:
-    def __init__(self, thresholds: Thresholds, shard_id: int, shard_count: int) -> None:
+    def __init__(self, thresholds: Thresholds, shard_id: int, shard_count: int, log_setup: Any = None) -> None:
+        setup_logging(log_setup)
         gc.set_threshold(*_GC_THRESHOLDS)
         self.worker = ShardWorker(thresholds, shard_id, shard_count)
         self.generation: int | None = None  # None until restored: a fresh (re)start knows nothing
@@ -44,13 +46,17 @@ class ShardActor:
         self.generation = generation
         return watched
 
-    def run_batch(self, generation: int, inp: ShardInput, *parts: PricePart) -> ShardResult:
+    def run_batch(self, generation: int, inp: ShardInput, *parts: PricePart) -> tuple[ShardResult, list[Any]]:
+        """One batch; returns (the result for the ingest, the moments for the sink) as two objects
+        (num_returns=2), so the moments go from here to the sink without passing through the ingest."""
         if generation != self.generation:
             raise StaleGeneration(f"shard-{self.worker.shard_id:02d}: generation {self.generation}, "
                                   f"batch wants {generation}")
         result = self.worker.run(inp, parts)
+        # The sink keeps the last state per id of a batch anyway: only that state travels.
+        last = {m.id: m for m in result.moments}
         metrics = pipeline_metrics()
         metrics.stage_seconds.observe(result.busy_s, tags={"stage": "shard"})
         if result.views:
             metrics.events.inc(result.views, tags={"shard": str(self.worker.shard_id)})
-        return result
+        return result._replace(moments=[]), list(last.values())

@@ -9,7 +9,8 @@ watermark, also those without views here, and only after the price actors delive
 that slot: the shard's clock never runs ahead of its price data.
 
 A reference request is matched to the price actors' answer by `reference_key` (mint, time,
-wallet: all the answer depends on); parked requests are part of the checkpoint.
+wallet: all the answer depends on); parked requests are part of the checkpoint. A slot's
+upserts are coalesced per id, sorted by id, as the engine returns them.
 """
 
 from __future__ import annotations
@@ -47,32 +48,37 @@ class ShardWorker:
         out: list[Any] = []
         views_done = 0
         for i, (slot, block_time) in enumerate(inp.slots):
+            found: list[Any] = []
             answers = [a for part in parts for a in part.answers.get(i, ())]
             if answers:
                 matched = [RefAnswer(r.reply_to, r.key, a.reference)
                            for a in answers for r in parked.pop(a.key, ())]
                 if matched:
                     state.on_references(matched)
-            out += state.advance(slot, block_time)
+            found += state.advance(slot, block_time)
             watched = state.watched
             if watched:
                 ticks = [pt for part in parts for pt in part.ticks.get(i, ()) if pt[1].mint in watched]
                 if ticks:
                     ticks.sort(key=_position)
-                    out += state.on_prices([slot_ticks for _, slot_ticks in ticks])
+                    found += state.on_prices([slot_ticks for _, slot_ticks in ticks])
             views = inp.views.get(i)
             if views:
                 legs: dict[Any, Any] = {}
                 for part in parts:
                     legs.update(part.legs.get(i, ()))
                 for view in views:
-                    out += state.apply(view, legs)
+                    found += state.apply(view, legs)
                 views_done += len(views)
             requests = state.take_history_requests()
             if requests:
                 state.on_history([self._history(parts, i, slot, mint) for mint in requests])
             for request in state.take_reference_requests():
                 parked.setdefault(reference_key(request.mint, request.t, request.wallet), []).append(request)
+            if len(found) > 1:  # like the engine: a slot's upserts coalesced per id (last state wins)
+                last = {m.id: m for m in found}
+                found = [last[k] for k in sorted(last)]
+            out += found
             self.last_slot = slot
         now = frozenset(state.watched)
         changed = None if now == self._watched else now

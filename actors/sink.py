@@ -21,6 +21,7 @@ from typing import Any
 import ray
 import structlog
 
+from actors.config import setup_logging
 from actors.metrics import pipeline_metrics
 from core.models import Moment
 from core.settings import DatabaseSettings
@@ -33,7 +34,8 @@ log = structlog.get_logger("oof.sink")
 
 @ray.remote
 class SinkActor:
-    def __init__(self, dsn: str | None, recent: int = 10_000) -> None:
+    def __init__(self, dsn: str | None, recent: int = 10_000, log_setup: Any = None) -> None:
+        setup_logging(log_setup)
         self.dsn = dsn
         self.incarnation = uuid.uuid4().hex[:8]
         self._pool: Any = None
@@ -50,8 +52,9 @@ class SinkActor:
     async def ping(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "incarnation": self.incarnation, "database": self.dsn is not None, **self.written}
 
-    async def write(self, rows: Sequence[tuple[Any, Any]], moments: Sequence[Moment]) -> int:
-        """Store one batch: transactions + trade events, then moments. Returns moments changed."""
+    async def write(self, rows: Sequence[tuple[Any, Any]], *shard_moments: Sequence[Moment]) -> int:
+        """Store one batch: transactions + trade events, then each shard's moments. Returns moments changed."""
+        moments = [m for part in shard_moments for m in part]
         changed = len(moments)
         if self.dsn is not None and (rows or moments):
             pool = await self._conn_pool()
@@ -97,11 +100,11 @@ class SinkActor:
         self.written["checkpoints"] += 1
         return True
 
-    async def load_checkpoints(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[bytes, int, str | None]]:
+    async def load_checkpoints(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[bytes, int, Any]]:
         if self.dsn is None:
             return {}
         pool = await self._conn_pool()
-        out: dict[tuple[int, int], tuple[bytes, int, str | None]] = {}
+        out: dict[tuple[int, int], tuple[bytes, int, Any]] = {}
         async with pool.acquire() as conn:
             for key in keys:
                 found = await storage.load_checkpoint(conn, key[1], shard_count=key[0])

@@ -24,7 +24,7 @@ import ray
 import structlog
 from ray.exceptions import RayActorError
 
-from actors.config import PipelineConfig, actor_name, actor_options
+from actors.config import PipelineConfig, actor_name, actor_options, setup_logging
 from actors.fetch import FetchActor
 from actors.ingest import IngestActor
 from actors.metrics import pipeline_metrics
@@ -39,18 +39,21 @@ __all__ = ["Supervisor"]
 log = structlog.get_logger("oof.supervisor")
 _MAX_INGEST_RESTARTS = 10
 _PING_TIMEOUT_S = 2.0
+_POLL_S = 0.5  # restarts are counted by a changed incarnation id between two polls
 
 
 @ray.remote
 class Supervisor:
     def __init__(self, config: PipelineConfig, solana: SolanaSettings) -> None:
+        setup_logging(config.log_setup)
         self.config, self.incarnation = config, uuid.uuid4().hex[:8]
-        cfg, th = config, config.thresholds
-        self.sink = SinkActor.options(**actor_options(cfg, "sink")).remote(cfg.dsn)
-        self.fetch = FetchActor.options(**actor_options(cfg, "fetch")).remote(solana)
+        cfg, th, logs = config, config.thresholds, config.log_setup
+        self.sink = SinkActor.options(**actor_options(cfg, "sink")).remote(cfg.dsn, log_setup=logs)
+        self.fetch = FetchActor.options(**actor_options(cfg, "fetch")).remote(solana, log_setup=logs)
         self.prices = [PriceActor.options(**actor_options(cfg, "prices", k)).remote(
-            th, k, cfg.price_shards, cfg.shard_count) for k in range(cfg.price_shards)]
-        self.shards = [ShardActor.options(**actor_options(cfg, "shard", j)).remote(th, j, cfg.shard_count)
+            th, k, cfg.price_shards, cfg.shard_count, log_setup=logs) for k in range(cfg.price_shards)]
+        self.shards = [ShardActor.options(**actor_options(cfg, "shard", j)).remote(th, j, cfg.shard_count,
+                                                                                     log_setup=logs)
                        for j in range(cfg.shard_count)]
         self.ingest = IngestActor.options(**actor_options(cfg, "ingest")).remote(
             cfg, self.prices, self.shards, self.sink, self.fetch)
@@ -78,6 +81,7 @@ class Supervisor:
         """The ingest's summary once the source ended (or `stop`); raises if the pipeline failed."""
         assert self.task is not None, "start() first"
         summary = await asyncio.shield(self.task)
+        await self._poll()  # count restarts up to the end
         return {**summary, "restarts": dict(self.restarts), "sink": await self.sink.stats.remote()}
 
     async def stop(self) -> None:
@@ -110,8 +114,8 @@ class Supervisor:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
             await self._poll()
+            await asyncio.sleep(_POLL_S)
 
     async def _poll(self) -> dict[str, dict[str, Any]]:
         names = list(self.actors)

@@ -59,9 +59,10 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
-from core.models import Moment, ParsedTransaction, TradeEvent
+from core.models import Moment, MomentKind, ParsedTransaction, TradeEvent
 from core.oracle import PriceBook, SlotPricing
 from core.routing import shard_for
 from core.snapshot import decode_parsed, dumps, encode_parsed, loads
@@ -72,6 +73,10 @@ from core.windows import Watermark
 __all__ = ["Engine", "EngineStats", "DEFAULT_DEDUP_SLOTS"]
 
 DEFAULT_DEDUP_SLOTS = 150
+_NO_TICKS: dict[str, Any] = {}
+_new_tuple = tuple.__new__
+_KIND_VALUE = {kind: kind.value for kind in MomentKind}  # `Enum.value` is a Python-level property
+_NO_LEGS: dict[tuple[str, str, int], Any] = {}
 Input = Mapping[str, Any] | ParsedTransaction | TradeEvent
 
 
@@ -122,7 +127,8 @@ class Engine:
         """Offer one input; returns the upserts of whatever slot it completed."""
         self.stats.inputs += 1
         if item.__class__ is TradeEvent:
-            return self._offer(f"{item.signature}|{item.wallet}|{item.ix}", _EventView(item))  # type: ignore[union-attr]
+            return self._offer(f"{item.signature}|{item.wallet}|{item.ix}", _new_tuple(_EventView, (  # type: ignore[union-attr]
+                item.signature, item.slot, item.block_time, item.wallet, item.fee_lamports, item.program, (item,))))
         if isinstance(item, ParsedTransaction):
             return self._offer(f"{item.signature}|{item.wallet}", item)
         out: list[Moment] = []
@@ -208,41 +214,60 @@ class Engine:
         stats = self.stats
         stats.slots += 1
         stats.views += len(views)
-        self.watermark.advance(slot, block_time)
+        wm = self.watermark
+        if slot > wm.slot:  # wm.advance(slot, block_time), inlined
+            wm.slot = slot
+        if block_time is not None and block_time > wm.time:
+            wm.time = block_time
         if slot > self._last_slot:
             self._last_slot = slot
-        time = self.watermark.time_of(block_time)
+        time = wm.time if block_time is None else block_time
         book = self.book
         answers = book.advance(slot, block_time)
         trades = [t for v in views if not v.failed for t in v.trades]
-        pricing = book.apply_slot(slot, time, trades) if trades else SlotPricing(slot, time, {}, {})
-        stats.trades += len(trades)
-        stats.ticks += sum(len(s.ticks) for s in pricing.ticks.values())
+        if trades:
+            pricing = book.apply_slot(slot, time, trades)
+            slot_ticks, legs = pricing.ticks, pricing.legs
+            stats.trades += len(trades)
+            stats.ticks += sum([len(s.ticks) for s in slot_ticks.values()])
+        else:
+            slot_ticks, legs = _NO_TICKS, _NO_LEGS
 
-        by_shard: list[list[ParsedTransaction]] = [[] for _ in self.shards]
         tracked = self.tracked
-        for view in views:
-            if tracked is None or view.wallet in tracked:
-                by_shard[self._shard_of(view.wallet)].append(view)
         out: list[Moment] = []
-        for shard, mine in zip(self.shards, by_shard):
+        if self.shard_count == 1:
+            mine_of = [[v for v in views if v.wallet in tracked] if tracked is not None else views]
+        else:
+            mine_of = [[] for _ in self.shards]
+            for view in views:
+                if tracked is None or view.wallet in tracked:
+                    mine_of[self._shard_of(view.wallet)].append(view)
+        for shard, mine in zip(self.shards, mine_of):
             if answers:
                 shard.on_references([a for a in answers if a.reply_to == shard.shard_id])
-            out += shard.advance(slot, block_time)
-            watched = shard.watched
-            if pricing.ticks and watched:
-                out += shard.on_prices([s for m, s in pricing.ticks.items() if m in watched])
+            found = shard.advance(slot, block_time)
+            if found:
+                out += found
+            if slot_ticks and shard.ctx.watched:
+                found = shard.on_prices(slot_ticks.values())  # it keeps the mints it watches
+                if found:
+                    out += found
+            apply = shard.apply
             for view in mine:
-                out += shard.apply(view, pricing.legs)
-            if shard.ctx.history_requests:
+                found = apply(view, legs)
+                if found:
+                    out += found
+            ctx = shard.ctx
+            if ctx.history_requests:
                 shard.on_history([book.history(m) for m in shard.take_history_requests()])
-            if shard.ctx.reference_requests:
+            if ctx.reference_requests:
                 for request in shard.take_reference_requests():
                     book.request_reference(request)
         if not out:
             return out
+        upserts = stats.upserts
         for moment in out:
-            stats.upserts[moment.kind.value] += 1
+            upserts[_KIND_VALUE[moment.kind]] += 1
         if len(out) == 1:
             return out
         last = {m.id: m for m in out}
@@ -291,20 +316,28 @@ class Engine:
         self.stats = EngineStats(**{**stats, "upserts": Counter(stats["upserts"])})
 
 
-class _EventView:
-    """A bare TradeEvent read as a one-trade transaction (what `ShardState.apply` reads)."""
+class _EventView(NamedTuple):
+    """A bare TradeEvent read as a one-trade transaction (what `ShardState.apply` reads).
 
-    __slots__ = ("signature", "slot", "block_time", "wallet", "signers", "failed", "fee_lamports", "program",
-                 "flows", "trades")
+    A tuple (one per input event); `signers`, `failed` and `flows` are the same for every
+    view: class attributes (the empty `flows` mapping is shared and read-only)."""
 
-    def __init__(self, event: TradeEvent) -> None:
-        self.signature, self.slot, self.block_time, self.wallet = (
-            event.signature, event.slot, event.block_time, event.wallet)
-        self.signers: tuple[str, ...] = ()
-        self.failed = False
-        self.fee_lamports, self.program = event.fee_lamports, event.program
-        self.flows: dict[str, Any] = {}
-        self.trades = (event,)
+    signature: str
+    slot: int
+    block_time: int | None
+    wallet: str
+    fee_lamports: int
+    program: str | None
+    trades: tuple[TradeEvent, ...]
+
+    signers = ()
+    failed = False
+    flows = MappingProxyType({})
+
+
+def _event_view(event: TradeEvent) -> _EventView:
+    return _new_tuple(_EventView, (event.signature, event.slot, event.block_time, event.wallet, event.fee_lamports,
+                                   event.program, (event,)))
 
 
 def _canonical(view: ParsedTransaction) -> tuple[str, str, int]:

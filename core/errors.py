@@ -158,7 +158,7 @@ class ValidationError(OofError):
         super().__init__(detail, internal=internal)
 
     def extensions(self) -> dict[str, Any]:
-        return {"errors": [{"field": e.field, "detail": e.message} for e in self.errors]}
+        return {"errors": [{"field": e.field, "message": e.message} for e in self.errors]}
 
 
 class ExternalServiceError(OofError):

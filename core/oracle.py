@@ -45,6 +45,7 @@ from core.ticks import (
     RefRequest,
     SlotPricing,
     SlotTicks,
+    new_tick,
     reference_price,
 )
 from core.windows import Watermark, minute_of
@@ -66,6 +67,9 @@ __all__ = [
 ]
 
 ONE = Decimal(1)
+ZERO = Decimal(0)
+SWAP = Side.SWAP
+_new_slot_ticks = tuple.__new__  # a NamedTuple from a full tuple of fields, without the keyword-parsing __new__
 _PRUNE_EVERY_S = 3_600
 DEFAULT_CANDLE_HORIZON_S = 86_400
 
@@ -91,8 +95,12 @@ class PriceBook:
     # -- time ---------------------------------------------------------------------------
     def advance(self, slot: int, block_time: int | None) -> list[RefAnswer]:
         """Move the watermark; answer the reference requests whose window it has passed."""
-        self.watermark.advance(slot, block_time)
-        now = self.watermark.time
+        wm = self.watermark
+        if slot > wm.slot:  # wm.advance(slot, block_time), inlined: this runs every slot
+            wm.slot = slot
+        if block_time is not None and block_time > wm.time:
+            wm.time = block_time
+        now = wm.time
         answers: list[RefAnswer] = []
         requests = self.requests
         if requests and requests[0][0] < now:
@@ -119,19 +127,19 @@ class PriceBook:
     def apply_slot(self, slot: int, block_time: int, trades: Sequence[TradeEvent]) -> SlotPricing:
         """Price one slot's trades (canonical order) and record their ticks."""
         keep = self.watermark.time - 2 * self.ref_window
+        minute = block_time // 60
         by_mint: dict[str, list[Tick]] = {}
         legs: dict[tuple[str, str, int], LegPrices] = {}
         sol_quoted: list[TradeEvent] = []
         swaps: list[TradeEvent] = []
-
         mints = self.mints
 
         def record(trade: TradeEvent, mint: str, price: Decimal, amount: Decimal) -> None:
-            tick = Tick(mint, price, amount, slot, block_time, trade.wallet, trade.signature)
+            tick = new_tick(mint, price, amount, slot, block_time, trade.wallet, trade.signature)
             book = mints.get(mint)
             if book is None:
                 book = mints[mint] = MintBook()
-            book.add(tick, keep)
+            book.add_at(tick, price, amount, block_time, minute, keep)
             ticks = by_mint.get(mint)
             if ticks is None:
                 by_mint[mint] = [tick]
@@ -139,25 +147,38 @@ class PriceBook:
                 ticks.append(tick)
 
         for trade in trades:  # pass 1: stable-quoted (and anything already priced)
-            if trade.amount <= 0 or trade.quote_amount <= 0:
+            amount = trade.amount
+            if amount <= ZERO or trade.quote_amount <= ZERO:
                 continue
-            if trade.side is Side.SWAP:
+            side = trade.side
+            if side is SWAP:
                 swaps.append(trade)
                 continue
             price = trade.price_usd
             if price is None:
-                if trade.quote_mint in STABLECOINS:
-                    price = trade.quote_amount / trade.amount
-                elif trade.quote_mint == SOL_MINT:
+                quote = trade.quote_mint
+                if quote in STABLECOINS:
+                    price = trade.quote_amount / amount
+                elif quote == SOL_MINT:
                     sol_quoted.append(trade)
                     continue
                 else:
                     continue
                 legs[(trade.signature, trade.wallet, trade.ix)] = LegPrices(price)
-            record(trade, trade.mint, price, trade.amount)
+            mint = trade.mint
+            tick = new_tick(mint, price, amount, slot, block_time, trade.wallet, trade.signature)
+            book = mints.get(mint)
+            if book is None:
+                book = mints[mint] = MintBook()
+            book.add_at(tick, price, amount, block_time, minute, keep)
+            ticks = by_mint.get(mint)
+            if ticks is None:
+                by_mint[mint] = [tick]
+            else:
+                ticks.append(tick)
 
         if sol_quoted:  # pass 2: SOL-quoted at the slot's SOL/USD
-            sol_book = self.mints.get(SOL_MINT)
+            sol_book = mints.get(SOL_MINT)
             sol_usd = None if sol_book is None else sol_book.last
             if sol_usd is not None:
                 for trade in sol_quoted:
@@ -184,10 +205,11 @@ class PriceBook:
         for mint, ticks in by_mint.items():
             if len(ticks) == 1:
                 price = ticks[0].price_usd
-                out[mint] = SlotTicks(mint, slot, block_time, (ticks[0],), price, price, price)
+                out[mint] = _new_slot_ticks(SlotTicks, (mint, slot, block_time, (ticks[0],), price, price, price))
             else:
                 prices = [t.price_usd for t in ticks]
-                out[mint] = SlotTicks(mint, slot, block_time, tuple(ticks), max(prices), min(prices), prices[-1])
+                out[mint] = _new_slot_ticks(
+                    SlotTicks, (mint, slot, block_time, tuple(ticks), max(prices), min(prices), prices[-1]))
         return SlotPricing(slot, block_time, out, legs)
 
     # -- queries ------------------------------------------------------------------------

@@ -110,9 +110,11 @@ class Positions:
     ) -> bool:
         """Add a lot. `entry` = (signature, price) of a priced BUY, which opens the
         position's entry when it has none; True if it did."""
-        if amount <= 0:
+        if amount <= ZERO:
             return False
-        mints = self._wallets.setdefault(wallet, {})
+        mints = self._wallets.get(wallet)
+        if mints is None:
+            mints = self._wallets[wallet] = {}
         pos = mints.get(mint)
         if pos is None:
             pos = mints[mint] = Position()
@@ -131,57 +133,73 @@ class Positions:
     def dispose(self, wallet: str, mint: str, amount: Decimal) -> Decimal:
         """Consume `amount` FIFO; returns how much was actually held and consumed."""
         mints = self._wallets.get(wallet)
-        pos = None if mints is None else mints.get(mint)
-        if pos is None or amount <= 0:
+        if mints is None:
+            return ZERO
+        pos = mints.get(mint)
+        if pos is None or amount <= ZERO:
             return ZERO
         left = amount
         lots, head = pos.lots, pos.head
-        while left > 0 and head < len(lots):
+        n = len(lots)
+        by_key = pos.by_key
+        while left > ZERO and head < n:
             lot = lots[head]
-            if lot.amount <= left:
-                left -= lot.amount
-                pos.amount -= lot.amount
+            lot_amount = lot.amount
+            if lot_amount <= left:
+                left -= lot_amount
+                pos.amount -= lot_amount
                 if lot.cost is not None:
-                    pos.basis_amount -= lot.amount
+                    pos.basis_amount -= lot_amount
                     pos.basis_cost -= lot.cost
                 head += 1
-                del pos.by_key[lot.key]
+                del by_key[lot.key]
             else:
                 if lot.cost is not None:
-                    part = lot.cost * left / lot.amount
+                    part = lot.cost * left / lot_amount
                     lot.cost -= part
                     pos.basis_amount -= left
                     pos.basis_cost -= part
-                lot.amount -= left
+                lot.amount = lot_amount - left
                 pos.amount -= left
                 left = ZERO
-        if head > 16 and head * 2 > len(lots):
+        if head == n:
+            del mints[mint]  # empty: the holding episode (and its entry) ends
+            if not mints:
+                del self._wallets[wallet]
+            return amount - left
+        if head > 16 and head * 2 > n:
             del lots[:head]
             head = 0
         pos.head = head
-        if head == len(lots):
-            del mints[mint]  # type: ignore[union-attr]  # empty: the holding episode (and its entry) ends
-            if not mints:
-                del self._wallets[wallet]
         return amount - left
 
     def remaining(self, wallet: str, mint: str, key: str) -> Decimal:
         """How much of the lot `key` is still held (0 once sold)."""
-        pos = self.position(wallet, mint)
+        mints = self._wallets.get(wallet)
+        pos = None if mints is None else mints.get(mint)
         lot = None if pos is None else pos.by_key.get(key)
         return ZERO if lot is None else lot.amount
 
     def balance(self, wallet: str, mint: str) -> Decimal:
-        pos = self.position(wallet, mint)
+        mints = self._wallets.get(wallet)
+        pos = None if mints is None else mints.get(mint)
         return ZERO if pos is None else pos.amount
 
     def basis(self, wallet: str, mint: str) -> tuple[Decimal, Decimal]:
         """(amount held in lots with a cost basis, their USD cost basis)."""
-        pos = self.position(wallet, mint)
+        mints = self._wallets.get(wallet)
+        pos = None if mints is None else mints.get(mint)
         return (ZERO, ZERO) if pos is None else (pos.basis_amount, pos.basis_cost)
 
+    def basis_cost(self, wallet: str, mint: str) -> Decimal:
+        """The USD cost basis held (`basis(...)[1]`)."""
+        mints = self._wallets.get(wallet)
+        pos = None if mints is None else mints.get(mint)
+        return ZERO if pos is None else pos.basis_cost
+
     def entry(self, wallet: str, mint: str) -> Entry | None:
-        pos = self.position(wallet, mint)
+        mints = self._wallets.get(wallet)
+        pos = None if mints is None else mints.get(mint)
         return None if pos is None else pos.entry
 
     def wallets(self) -> int:

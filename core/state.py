@@ -35,6 +35,9 @@ __all__ = ["ShardState", "WalletTx"]
 
 _NO_PRICES: Mapping[tuple[str, str, int], LegPrices] = {}
 ZERO = Decimal(0)
+_BUY, _SELL, _SWAP = Side.BUY, Side.SELL, Side.SWAP
+_R_BUY, _R_SELL, _R_SEND, _R_RECEIVE = LegRole.BUY, LegRole.SELL, LegRole.SEND, LegRole.RECEIVE
+_leg = tuple.__new__  # Leg(...) from all twelve fields, without the NamedTuple keyword-parsing __new__
 
 
 class WalletTx(Protocol):
@@ -88,21 +91,29 @@ class ShardState:
     # -- the per-slot protocol ----------------------------------------------------------
     def advance(self, slot: int, block_time: int | None) -> list[Moment]:
         wm = self.ctx.watermark
-        wm.advance(slot, block_time)
+        if slot > wm.slot:  # wm.advance(slot, block_time), inlined: this runs every slot
+            wm.slot = slot
+        if block_time is not None and block_time > wm.time:
+            wm.time = block_time
         out: list[Moment] = []
         for hook in self._on_watermark:
-            out += hook(wm)
+            found = hook(wm)
+            if found:
+                out += found
         return out
 
     def on_prices(self, slot_ticks: Iterable[SlotTicks]) -> list[Moment]:
         out: list[Moment] = []
-        watched, prices = self.ctx.watched, self.ctx.prices
-        for ticks in slot_ticks:
-            if ticks.mint not in watched:
+        watched, prices, hooks = self.ctx.watched, self.ctx.prices, self._on_tick
+        for ticks in slot_ticks:  # (hooks may unwatch a mint, never watch one: checked as we go)
+            mint = ticks.mint
+            if mint not in watched:
                 continue
-            prices[ticks.mint] = ticks.close
-            for hook in self._on_tick:
-                out += hook(ticks)
+            prices[mint] = ticks.close
+            for hook in hooks:
+                found = hook(ticks)
+                if found:
+                    out += found
         return out
 
     def on_references(self, answers: Iterable[RefAnswer]) -> None:
@@ -133,14 +144,18 @@ class ShardState:
     def apply(self, tx: WalletTx, leg_prices: Mapping[tuple[str, str, int], LegPrices] = _NO_PRICES) -> list[Moment]:
         """One transaction of a wallet this shard owns: each leg goes to positions, then to
         the detectors that want its role (`Detector.roles`)."""
-        wallet, sig, slot = tx.wallet, tx.signature, tx.slot
-        time = self.ctx.watermark.time_of(tx.block_time)
+        wallet, sig, slot, block_time = tx.wallet, tx.signature, tx.slot, tx.block_time
+        ctx = self.ctx
+        time = ctx.watermark.time if block_time is None else block_time
         out: list[Moment] = []
         for hook in self._on_seen:
-            out += hook(wallet, slot, time)
+            found = hook(wallet, slot, time)
+            if found:
+                out += found
         if tx.failed:
             return out
-        positions = self.ctx.positions
+        positions = ctx.positions
+        acquire, dispose = positions.acquire, positions.dispose
         buy_hooks, sell_hooks, send_hooks, receive_hooks = self._role_hooks
         flows = tx.flows
         traded: dict[str, Decimal] = {}
@@ -148,26 +163,26 @@ class ShardState:
             ix, side, mint, amount = trade.ix, trade.side, trade.mint, trade.amount
             quote, quote_amount = trade.quote_mint, trade.quote_amount
             if flows:
-                sold = side is Side.SELL
+                sold = side is _SELL
                 traded[mint] = traded.get(mint, ZERO) + (-amount if sold else amount)
                 traded[quote] = traded.get(quote, ZERO) + (quote_amount if sold else -quote_amount)
             key = f"{sig}:{ix}"
             price = trade.price_usd
-            if side is Side.SWAP:
+            if side is _SWAP:
                 lp = leg_prices.get((sig, wallet, ix))
                 p_mint = lp.mint if lp else None
                 p_quote = lp.quote if lp else None
-                positions.dispose(wallet, quote, quote_amount)
-                leg = Leg(wallet, sig, ix, slot, time, LegRole.SELL, quote, quote_amount, p_quote,
-                          p_mint is None and p_quote is not None)
+                dispose(wallet, quote, quote_amount)
+                leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_SELL, quote, quote_amount, p_quote,
+                                 p_mint is None and p_quote is not None, None, False))
                 for hook in sell_hooks:
                     found = hook(leg)
                     if found:
                         out += found
-                opened = positions.acquire(wallet, mint, amount, None if p_mint is None else amount * p_mint, key,
-                                           slot, time, None if p_mint is None else (sig, p_mint))
-                leg = Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, p_mint, p_mint is not None, key,
-                          opened)
+                opened = acquire(wallet, mint, amount, None if p_mint is None else amount * p_mint, key,
+                                 slot, time, None if p_mint is None else (sig, p_mint))
+                leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_BUY, mint, amount, p_mint, p_mint is not None, key,
+                                 opened))
                 for hook in buy_hooks:
                     found = hook(leg)
                     if found:
@@ -177,43 +192,51 @@ class ShardState:
                 lp = leg_prices.get((sig, wallet, ix))
                 if lp is not None:
                     price = lp.mint
-            if side is Side.BUY:
-                cost = None if price is None else (quote_amount if quote in STABLECOINS else amount * price)
-                opened = positions.acquire(wallet, mint, amount, cost, key, slot, time,
-                                           None if price is None else (sig, price))
-                leg = Leg(wallet, sig, ix, slot, time, LegRole.BUY, mint, amount, price, price is not None, key, opened)
+            if side is _BUY:
+                if price is None:
+                    opened = acquire(wallet, mint, amount, None, key, slot, time, None)
+                else:
+                    opened = acquire(wallet, mint, amount, quote_amount if quote in STABLECOINS else amount * price,
+                                     key, slot, time, (sig, price))
+                leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_BUY, mint, amount, price, price is not None, key,
+                                 opened))
                 for hook in buy_hooks:
                     found = hook(leg)
                     if found:
                         out += found
-                positions.dispose(wallet, quote, quote_amount)
-                leg = Leg(wallet, sig, ix, slot, time, LegRole.SEND, quote, quote_amount, None)
-                for hook in send_hooks:
-                    found = hook(leg)
-                    if found:
-                        out += found
+                dispose(wallet, quote, quote_amount)
+                if send_hooks:
+                    leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_SEND, quote, quote_amount, None, False, None,
+                                     False))
+                    for hook in send_hooks:
+                        found = hook(leg)
+                        if found:
+                            out += found
             else:
-                positions.dispose(wallet, mint, amount)
-                leg = Leg(wallet, sig, ix, slot, time, LegRole.SELL, mint, amount, price, price is not None)
+                dispose(wallet, mint, amount)
+                leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_SELL, mint, amount, price, price is not None, None,
+                                 False))
                 for hook in sell_hooks:
                     found = hook(leg)
                     if found:
                         out += found
                 value = None if price is None else (quote_amount if quote in STABLECOINS else amount * price)
-                positions.acquire(wallet, quote, quote_amount, value, f"{key}:q", slot, time)
-                leg = Leg(wallet, sig, ix, slot, time, LegRole.RECEIVE, quote, quote_amount, None)
-                for hook in receive_hooks:
-                    found = hook(leg)
-                    if found:
-                        out += found
+                acquire(wallet, quote, quote_amount, value, f"{key}:q", slot, time)
+                if receive_hooks:
+                    leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_RECEIVE, quote, quote_amount, None, False, None,
+                                     False))
+                    for hook in receive_hooks:
+                        found = hook(leg)
+                        if found:
+                            out += found
         for mint, delta in flows.items():  # what the trades do not explain: transfers in and out
             rest = delta - traded.get(mint, ZERO)
             if rest > 0:
-                positions.acquire(wallet, mint, rest, None, f"{sig}:t", slot, time)
-                leg, hooks = Leg(wallet, sig, -1, slot, time, LegRole.RECEIVE, mint, rest, None), receive_hooks
+                acquire(wallet, mint, rest, None, f"{sig}:t", slot, time)
+                leg, hooks = Leg(wallet, sig, -1, slot, time, _R_RECEIVE, mint, rest, None), receive_hooks
             elif rest < 0:
-                positions.dispose(wallet, mint, -rest)
-                leg, hooks = Leg(wallet, sig, -1, slot, time, LegRole.SEND, mint, -rest, None), send_hooks
+                dispose(wallet, mint, -rest)
+                leg, hooks = Leg(wallet, sig, -1, slot, time, _R_SEND, mint, -rest, None), send_hooks
             else:
                 continue
             for hook in hooks:

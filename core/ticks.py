@@ -28,6 +28,7 @@ __all__ = [
     "RefAnswer",
     "reference_price",
     "MintBook",
+    "new_tick",
 ]
 
 
@@ -107,6 +108,26 @@ class RefAnswer(NamedTuple):
     reference: Reference | None  # None: fewer reference ticks than required
 
 
+_new = object.__new__
+(_set_mint, _set_price, _set_amount, _set_slot, _set_time, _set_wallet, _set_sig) = (
+    Tick.__dict__[name].__set__ for name in Tick.__slots__)  # type: ignore[attr-defined]
+
+
+def new_tick(mint: str, price_usd: Decimal, amount: Decimal, slot: int, block_time: int, wallet: str,
+             signature: str) -> Tick:
+    """`Tick(...)`, built through the slot descriptors: a frozen dataclass's own __init__
+    pays an `object.__setattr__` lookup per field, and the oracle makes one per priced trade."""
+    tick = _new(Tick)
+    _set_mint(tick, mint)
+    _set_price(tick, price_usd)
+    _set_amount(tick, amount)
+    _set_slot(tick, slot)
+    _set_time(tick, block_time)
+    _set_wallet(tick, wallet)
+    _set_sig(tick, signature)
+    return tick
+
+
 def reference_price(
     ticks: Iterable[Tick], t: int, exclude_wallet: str, window: int, min_ticks: int
 ) -> Reference | None:
@@ -135,25 +156,29 @@ class MintBook:
 
     def add(self, tick: Tick, keep_since: int) -> None:
         """Record a tick; recent ticks older than `keep_since` go (candles: see `prune`)."""
-        price = tick.price_usd
+        self.add_at(tick, tick.price_usd, tick.amount, tick.block_time, tick.block_time // 60, keep_since)
+
+    def add_at(self, tick: Tick, price: Decimal, amount: Decimal, block_time: int, minute: int,
+               keep_since: int) -> None:
+        """`add` with the tick's price, amount, time and minute already at hand (the pricing loop)."""
         self.last = price
-        self.last_time = tick.block_time
-        minute = tick.block_time // 60
+        self.last_time = block_time
         candle = self.candles.get(minute)
         if candle is None:
-            self.candles[minute] = Candle(minute, price, price, price, price, tick.amount, 1)
+            self.candles[minute] = Candle(minute, price, price, price, price, amount, 1)
         else:
             if price > candle.high:
                 candle.high = price
             elif price < candle.low:
                 candle.low = price
             candle.close = price
-            candle.volume += tick.amount
+            candle.volume += amount
             candle.count += 1
         recent = self.recent
         recent.append(tick)
-        while recent and recent[0].block_time < keep_since:
-            recent.popleft()
+        if recent[0].block_time < keep_since:
+            while recent and recent[0].block_time < keep_since:
+                recent.popleft()
 
     def prune(self, keep_since: int, candles_since: int) -> None:
         recent, candles = self.recent, self.candles

@@ -1,4 +1,6 @@
-"""Process-wide logging: structlog events (and stdlib records from Ray, asyncpg, uvicorn) to stderr.
+"""Process-wide logging: structlog events (and stdlib records from asyncpg, uvicorn, …) to stderr.
+
+Ray keeps its own loggers (`ray.*` do not propagate once Ray is imported) and its log files.
 
 JSON lines by default: `{"event": "shard.checkpointed", "level": "info", "timestamp": ISO-8601 UTC,
 ...}` plus whatever was bound with `structlog.contextvars.bind_contextvars` (e.g. `request_id`).

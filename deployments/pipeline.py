@@ -9,6 +9,7 @@ driver's Ray namespace unless the config names one (tests give each pipeline its
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ def init_ray(address: str | None = None, *, dashboard: bool = False, namespace: 
 
 
 def pipeline_config(settings: Settings, **overrides: Any) -> PipelineConfig:
+    """The pipeline's config from settings; every actor process logs as `settings.log` says."""
+    from deployments.logging import configure_logging
+
+    overrides.setdefault("log_setup", functools.partial(configure_logging, settings.log))
     return PipelineConfig.from_settings(settings.pipeline, settings.thresholds, **overrides)
 
 

@@ -110,15 +110,9 @@ _STATUS_TITLES = {
 }
 
 
-def _field_entries(error: ValidationError) -> list[dict[str, str]]:
-    return [{"field": e.field, "message": e.message} for e in error.errors]
-
-
 def problem_body(error: OofError, *, request_id: str | None = None, instance: str | None = None) -> dict[str, Any]:
-    """The JSON body for `error`; `ValidationError.errors` rendered as `{field, message}`."""
+    """The JSON body for `error` (a `ValidationError` lists its fields as `{field, message}`)."""
     body = error.to_problem()
-    if isinstance(error, ValidationError):
-        body["errors"] = _field_entries(error)
     if instance is not None:
         body["instance"] = instance
     if request_id is not None:

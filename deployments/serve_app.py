@@ -175,7 +175,7 @@ def run(
     controller = config.controller_options.model_dump(exclude_unset=True) if config.controller_options else {}
     if controller_env is not None:
         controller = {"runtime_env": {"env_vars": dict(controller_env)}}
-    serve.start(http_options=http, controller_options=controller or None)
+    serve.start(proxy_location=config.proxy_location, http_options=http, controller_options=controller or None)
     args = BuilderArgs.model_validate({**(app_schema.args or {}), **dict(builder_args or {})})
     serve.run(application(args, options), name=app_schema.name, route_prefix=app_schema.route_prefix)
     return f"http://{http['host']}:{http['port']}{(app_schema.route_prefix or '/').rstrip('/')}"

@@ -106,17 +106,18 @@ class MintRug:
         while stack and stack[-1][1] <= high:
             stack.pop()
         stack.append((slot, high))
-        if len(stack) > _STACK_PRUNE:
+        n = len(stack)
+        if n > _STACK_PRUNE and not n % 16:  # pruning never changes an answer: try it every 16 entries
             floors, parked = self.floors, self.parked
             while floors and (floors[0][1] not in parked or parked[floors[0][1]].ref_slot != floors[0][0]):
                 heapq.heappop(floors)
             if floors:  # nobody parked asks about slots at or before the oldest ref slot
-                del stack[:bisect.bisect_right(stack, floors[0][0], key=lambda e: e[0])]
+                del stack[:bisect.bisect_left(stack, (floors[0][0] + 1,))]  # entries with slot <= the floor
 
     def high_after(self, slot: int) -> Decimal | None:
         """Highest tick in slots after `slot` (None if none)."""
         stack = self.stack
-        i = bisect.bisect_right(stack, slot, key=lambda e: e[0])
+        i = bisect.bisect_left(stack, (slot + 1,))  # the first entry with a slot after `slot`
         return stack[i][1] if i < len(stack) else None
 
     def raise_to(self, high: Decimal) -> None:

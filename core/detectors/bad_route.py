@@ -21,6 +21,9 @@ from core.windows import Watermark
 
 __all__ = ["BadRoute"]
 
+_BUY = LegRole.BUY
+_new_tuple = tuple.__new__  # RefRequest(...) without the NamedTuple keyword-parsing __new__
+
 RULE = ("p_ref = median of other wallets' ticks within +/- window; pct = (p_exec - p_ref) / p_ref for a BUY, "
         "(p_ref - p_exec) / p_ref for a SELL; usd = amount * |p_exec - p_ref|")
 
@@ -73,6 +76,7 @@ class BadRoute(Detector):
         super().__init__(ctx)
         th = self.th
         self.window = th.bad_route_ref_window_s
+        self._min_usd = th.bad_route_min_usd
         self._thresholds = explain_text({"min_pct": th.bad_route_min_pct, "min_usd": th.bad_route_min_usd,
                                          "ref_window_s": self.window, "min_ref_ticks": th.bad_route_min_ref_ticks})
         self.pending: dict[str, _Pending] = {}
@@ -86,12 +90,15 @@ class BadRoute(Detector):
         price = leg.price_usd
         if not leg.judged or price is None:
             return []
-        if leg.role is LegRole.BUY and leg.amount * price < self.th.bad_route_min_usd:
+        if leg.role is _BUY and leg.amount * price < self._min_usd:
             return []
-        key = f"{leg.wallet}|{leg.mint}|{leg.signature}"
-        if key not in self.pending:
-            self.pending[key] = _Pending(key, leg)
-            self.ctx.reference_requests.append(RefRequest(self.ctx.shard_id, key, leg.mint, leg.time, leg.wallet))
+        wallet, mint = leg.wallet, leg.mint
+        key = f"{wallet}|{mint}|{leg.signature}"
+        pending = self.pending
+        if key not in pending:
+            pending[key] = _Pending(key, leg)
+            ctx = self.ctx
+            ctx.reference_requests.append(_new_tuple(RefRequest, (ctx.shard_id, key, mint, leg.time, wallet)))
         return []
 
     def on_reference(self, answer: RefAnswer) -> None:

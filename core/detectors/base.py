@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from decimal import Context, Decimal
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from core.mints import STABLECOINS
 from core.models import Moment, MomentKind, MomentStatus, moment_id
@@ -39,6 +39,7 @@ __all__ = [
     "ShardContext",
     "Detector",
     "build_moment",
+    "make_moment",
     "explain_text",
     "decimal_text",
     "clamp01",
@@ -60,30 +61,25 @@ class LegRole(StrEnum):
     SEND = "SEND"  # quote paid for a BUY, or a transfer out
 
 
-class Leg:
-    """One change of a wallet's holdings of `mint`, as the shard applied it."""
+class Leg(NamedTuple):
+    """One change of a wallet's holdings of `mint`, as the shard applied it.
 
-    __slots__ = ("wallet", "signature", "ix", "slot", "time", "role", "mint", "amount", "price_usd", "judged",
-                 "lot_key", "opened_entry")
+    A tuple (the shard makes one or two per trade): `ShardState.apply` builds it with
+    `tuple.__new__(Leg, (...all twelve fields...))`, which skips the keyword-parsing
+    `__new__`."""
 
-    def __init__(
-        self,
-        wallet: str,
-        signature: str,
-        ix: int,
-        slot: int,
-        time: int,
-        role: LegRole,
-        mint: str,
-        amount: Decimal,
-        price_usd: Decimal | None,  # USD per unit of `mint`; None = unpriceable
-        judged: bool = False,  # the leg BAD_ROUTE judges for this trade
-        lot_key: str | None = None,  # BUY: the lot it created
-        opened_entry: bool = False,  # BUY: it opened the position's entry (RUG)
-    ) -> None:
-        self.wallet, self.signature, self.ix, self.slot, self.time = wallet, signature, ix, slot, time
-        self.role, self.mint, self.amount, self.price_usd = role, mint, amount, price_usd
-        self.judged, self.lot_key, self.opened_entry = judged, lot_key, opened_entry
+    wallet: str
+    signature: str
+    ix: int
+    slot: int
+    time: int
+    role: LegRole
+    mint: str
+    amount: Decimal
+    price_usd: Decimal | None  # USD per unit of `mint`; None = unpriceable
+    judged: bool = False  # the leg BAD_ROUTE judges for this trade
+    lot_key: str | None = None  # BUY: the lot it created
+    opened_entry: bool = False  # BUY: it opened the position's entry (RUG)
 
     def __repr__(self) -> str:
         return (f"Leg({self.role.value} {self.amount} {self.mint[:6]} @ {self.price_usd} by {self.wallet[:6]} "
@@ -176,14 +172,29 @@ def clamp01(x: Decimal) -> Decimal:
     return ZERO if x < 0 else ONE if x > 1 else x
 
 
+_normalize = _WIDE.normalize
+_quantize = _WIDE.quantize
+
+
 def decimal_text(value: Decimal) -> str:
     """Canonical text of a number: exact, no exponent, no trailing zeros ("3.00" and "3" are one value)."""
-    return format(value.normalize(_WIDE), "f")
+    text = str(value)
+    # `str` is already canonical unless it has an exponent, trailing fractional zeros, more
+    # digits than normalising at 60 keeps, or the value is not finite: then normalise
+    if "E" in text or (text[-1] == "0" and "." in text) or len(text) > 60 or not value.is_finite():
+        return format(_normalize(value), "f")
+    return text
 
 
 def explain_text(values: dict[str, Any]) -> dict[str, Any]:
     """A flat dict with its Decimals as canonical strings (`decimal_text`)."""
     return {k: decimal_text(v) if v.__class__ is Decimal else v for k, v in values.items()}
+
+
+_new = object.__new__
+_MOMENT_SET = tuple(Moment.__dict__[name].__set__ for name in Moment.__slots__)  # type: ignore[attr-defined]
+(_set_id, _set_kind, _set_wallet, _set_mint, _set_severity, _set_pct, _set_usd, _set_start, _set_end, _set_sig,
+ _set_slot, _set_status, _set_detected, _set_updated, _set_explain) = _MOMENT_SET
 
 
 def build_moment(
@@ -210,29 +221,45 @@ def build_moment(
 
     `mid` is `moment_id(kind, wallet, mint, sig_ref)` when the caller has it cached;
     `thresholds` is already text (`explain_text`), computed once per detector."""
-    if usd < 0:
+    text = decimal_text
+    return make_moment(
+        mid or moment_id(kind, wallet, mint, sig_ref), kind, wallet, mint, sig_ref, slot_ref, pct, usd, severity,
+        window[0], window[1], status, detected_at, updated_at, rule,
+        {k: text(v) if v.__class__ is Decimal else v for k, v in inputs.items()}, thresholds, state)
+
+
+def make_moment(
+    mid: str, kind: MomentKind, wallet: str, mint: str, sig_ref: str, slot_ref: int, pct: Decimal, usd: Decimal,
+    severity: Decimal, start: int, end: int, status: MomentStatus, detected_at: int, updated_at: int, rule: str,
+    inputs_text: dict[str, Any], thresholds: dict[str, Any], state: str,
+) -> Moment:
+    """`build_moment` with positional arguments, the id at hand and `inputs` already text
+    (`decimal_text` for every Decimal): the hot detectors' way to the same `Moment`."""
+    if usd < ZERO:
         usd = ZERO
-    explain = {
+    text = decimal_text
+    # A frozen dataclass's __init__ sets each field through object.__setattr__; the slot
+    # descriptors do the same job without the per-field lookups (same object, same fields).
+    m = _new(Moment)
+    _set_id(m, mid)
+    _set_kind(m, kind)
+    _set_wallet(m, wallet)
+    _set_mint(m, mint)
+    _set_severity(m, _quantize(severity, _Q4))
+    _set_pct(m, _quantize(pct, _Q8))
+    _set_usd(m, _quantize(usd, _Q8))
+    _set_start(m, start)
+    _set_end(m, end)
+    _set_sig(m, sig_ref)
+    _set_slot(m, slot_ref)
+    _set_status(m, status)
+    _set_detected(m, detected_at)
+    _set_updated(m, updated_at)
+    _set_explain(m, {
         "rule": rule,
-        "inputs": explain_text(inputs),
-        "thresholds": dict(thresholds),
-        "result": {"pct": decimal_text(pct), "usd": decimal_text(usd), "severity": decimal_text(severity)},
+        "inputs": inputs_text,
+        "thresholds": thresholds.copy(),
+        "result": {"pct": text(pct), "usd": text(usd), "severity": text(severity)},
         "state": state,
-    }
-    return Moment(
-        mid or moment_id(kind, wallet, mint, sig_ref),
-        kind,
-        wallet,
-        mint,
-        severity.quantize(_Q4, context=_WIDE),
-        pct.quantize(_Q8, context=_WIDE),
-        usd.quantize(_Q8, context=_WIDE),
-        window[0],
-        window[1],
-        sig_ref,
-        slot_ref,
-        status,
-        detected_at,
-        updated_at,
-        explain,
-    )
+    })
+    return m

@@ -6,7 +6,18 @@ import heapq
 from decimal import Decimal
 from typing import Any
 
-from core.detectors.base import ZERO, Detector, Leg, LegRole, ShardContext, build_moment, clamp01, explain_text
+from core.detectors.base import (
+    ONE,
+    ZERO,
+    Detector,
+    Leg,
+    LegRole,
+    ShardContext,
+    clamp01,
+    decimal_text,
+    explain_text,
+    make_moment,
+)
 from core.models import Moment, MomentKind, MomentStatus, moment_id
 from core.oracle import SlotTicks
 from core.windows import TimerQueue, Watermark
@@ -14,12 +25,16 @@ from core.windows import TimerQueue, Watermark
 __all__ = ["BagHolderDrawdown"]
 
 _LATE = Decimal("1.000000000001")
+_BUY = LegRole.BUY
+_OPEN = MomentStatus.OPEN
+_BHD = MomentKind.BHD
+heappush, heappop = heapq.heappush, heapq.heappop
 RULE = "pct = (p_low - p_entry) / p_entry; usd = held * (p_entry - p_low)"
 
 
 class _Watch:
     __slots__ = ("wid", "wallet", "mint", "sig", "slot", "t", "end", "lot", "q", "p_entry", "crossed",
-                 "trough", "trough_time", "held", "detected_at", "mid")
+                 "trough", "trough_time", "held", "detected_at", "mid", "texts")
 
     def __init__(self, wid: str, leg: Leg, end: int) -> None:
         self.wid, self.wallet, self.mint, self.sig, self.slot = wid, leg.wallet, leg.mint, leg.signature, leg.slot
@@ -30,6 +45,7 @@ class _Watch:
         self.held: Decimal = ZERO  # part of the lot held at the trough
         self.detected_at = 0
         self.mid: str | None = None
+        self.texts: tuple[str, str] | None = None  # decimal_text of q and p_entry, at the first emission
 
     def to_list(self) -> list[Any]:
         return [self.wid, self.wallet, self.mint, self.sig, self.slot, self.t, self.end, self.lot, str(self.q),
@@ -41,7 +57,7 @@ class _Watch:
         (w.wid, w.wallet, w.mint, w.sig, w.slot, w.t, w.end, w.lot, q, p_entry, w.crossed, trough,
          w.trough_time, held, w.detected_at) = d
         w.q, w.p_entry, w.trough, w.held = Decimal(q), Decimal(p_entry), Decimal(trough), Decimal(held)
-        w.mid = None
+        w.mid = w.texts = None
         return w
 
 
@@ -71,6 +87,9 @@ class BagHolderDrawdown(Detector):
         super().__init__(ctx)
         th = self.th
         self._factor = 1 + th.bhd_max_pct
+        self._max_pct = th.bhd_max_pct
+        self._min_usd = th.bhd_min_usd
+        self._window = th.bhd_window_s
         self._thresholds = explain_text(
             {"max_pct": th.bhd_max_pct, "min_usd": th.bhd_min_usd, "window_s": th.bhd_window_s})
         self.watches: dict[str, _Watch] = {}
@@ -90,22 +109,31 @@ class BagHolderDrawdown(Detector):
 
     def on_trade(self, leg: Leg) -> list[Moment]:
         price = leg.price_usd
-        if leg.role is not LegRole.BUY or price is None or price <= 0 or leg.lot_key is None:
+        if price is None or leg.role is not _BUY or price <= ZERO or leg.lot_key is None:
             return []
-        p_cross = self._p_cross(price, leg.amount)
-        if p_cross <= 0:
+        by_pct = price * self._factor
+        by_usd = price - self._min_usd / leg.amount
+        p_cross = by_usd if by_usd < by_pct else by_pct  # self._p_cross(price, leg.amount)
+        if p_cross <= ZERO:
             return []
-        wid = f"{leg.wallet}|{leg.mint}|{leg.signature}"
-        if wid in self.watches:
-            return []
-        end = leg.time + self.th.bhd_window_s
-        self.watches[wid] = _Watch(wid, leg, end)
         mint = leg.mint
-        self.seq += 1
-        heapq.heappush(self.pending.setdefault(mint, []), (-(p_cross * _LATE), self.seq, wid))
+        wid = f"{leg.wallet}|{mint}|{leg.signature}"
+        watches = self.watches
+        if wid in watches:
+            return []
+        end = leg.time + self._window
+        watches[wid] = _Watch(wid, leg, end)
+        self.seq = seq = self.seq + 1
+        item = (-(p_cross * _LATE), seq, wid)
+        heap = self.pending.get(mint)
+        if heap is None:
+            self.pending[mint] = [item]
+        else:
+            heappush(heap, item)
         self.timers.push(end, wid)
-        count = self.live.get(mint, 0)
-        self.live[mint] = count + 1
+        live = self.live
+        count = live.get(mint, 0)
+        live[mint] = count + 1
         if count == 0:
             self.ctx.watch(mint)
         return []
@@ -113,45 +141,53 @@ class BagHolderDrawdown(Detector):
     def on_tick(self, ticks: SlotTicks) -> list[Moment]:
         mint, low, now = ticks.mint, ticks.low, ticks.block_time
         out: list[Moment] = []
-        positions = self.ctx.positions
+        remaining = self.ctx.positions.remaining
         crossed = self.crossed.get(mint)
         if crossed and -crossed[0][0] > low:  # crossed watches whose trough this slot undercuts
             back = []
+            watches = self.watches
+            max_pct, min_usd = self._max_pct, self._min_usd
             while crossed and -crossed[0][0] > low:
-                item = heapq.heappop(crossed)
-                w = self.watches.get(item[2])
+                item = heappop(crossed)
+                w = watches.get(item[2])
                 if w is None:
                     continue  # window closed
-                held = positions.remaining(w.wallet, mint, w.lot)
-                if held == 0:
+                held = remaining(w.wallet, mint, w.lot)
+                if not held:
                     continue  # nothing left of the lot: the reported trough stands
-                if self._meets(w.p_entry, low, held):
+                drop = w.p_entry - low
+                if -drop / w.p_entry <= max_pct and held * drop >= min_usd:  # self._meets(w.p_entry, low, held)
                     w.trough, w.trough_time, w.held = low, now, held
-                    out.append(self._moment(w, MomentStatus.OPEN, now, "deepened"))
+                    out.append(self._moment(w, _OPEN, now, "deepened"))
                     back.append((-low, item[1], item[2]))
                 else:
                     back.append(item)
             for item in back:
-                heapq.heappush(crossed, item)
+                heappush(crossed, item)
         heap = self.pending.get(mint)
         if heap and -heap[0][0] >= low:
             retry = []
+            watches = self.watches
             while heap and -heap[0][0] >= low:
-                item = heapq.heappop(heap)
-                w = self.watches.get(item[2])
+                item = heappop(heap)
+                w = watches.get(item[2])
                 if w is None:
                     continue
                 if now <= w.t:
                     retry.append(item)
                     continue
-                held = positions.remaining(w.wallet, mint, w.lot)
-                if held == 0:
+                held = remaining(w.wallet, mint, w.lot)
+                if not held:
                     self._drop(w, compact=False)  # sold before any crossing trough: can never qualify
                     continue
                 if self._meets(w.p_entry, low, held):
                     w.crossed, w.trough, w.trough_time, w.held, w.detected_at = True, low, now, held, now
-                    heapq.heappush(self.crossed.setdefault(mint, []), (-low, item[1], w.wid))
-                    out.append(self._moment(w, MomentStatus.OPEN, now, "crossed"))
+                    heap_c = self.crossed.get(mint)
+                    if heap_c is None:
+                        self.crossed[mint] = [(-low, item[1], w.wid)]
+                    else:
+                        heappush(heap_c, (-low, item[1], w.wid))
+                    out.append(self._moment(w, _OPEN, now, "crossed"))
                     continue
                 p_cross = self._p_cross(w.p_entry, held)  # less is held now: a lower price is needed
                 if p_cross <= 0:
@@ -159,7 +195,7 @@ class BagHolderDrawdown(Detector):
                     continue
                 retry.append((-(p_cross * _LATE), item[1], item[2]))
             for item in retry:
-                heapq.heappush(heap, item)
+                heappush(heap, item)
         return out
 
     def _meets(self, p_entry: Decimal, low: Decimal, held: Decimal) -> bool:
@@ -167,6 +203,9 @@ class BagHolderDrawdown(Detector):
         return -drop / p_entry <= self.th.bhd_max_pct and held * drop >= self.th.bhd_min_usd
 
     def on_watermark(self, wm: Watermark) -> list[Moment]:
+        heap = self.timers._heap  # peek without a call: this runs every slot
+        if not heap or heap[0][0] >= wm.time:
+            return []
         due = self.timers.pop_due(wm.time)
         if not due:
             return []
@@ -199,18 +238,22 @@ class BagHolderDrawdown(Detector):
         self.ctx.unwatch(mint)
 
     def _moment(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> Moment:
-        if w.mid is None:
-            w.mid = moment_id(MomentKind.BHD, w.wallet, w.mint, w.sig)
-        drop = w.p_entry - w.trough
-        pct = -drop / w.p_entry
-        usd = w.held * drop
-        return build_moment(
-            MomentKind.BHD, mid=w.mid, wallet=w.wallet, mint=w.mint, sig_ref=w.sig, slot_ref=w.slot, pct=pct,
-            usd=usd, severity=self.severity(pct, usd), window=(w.t, w.end), status=status,
-            detected_at=w.detected_at, updated_at=updated_at, rule=RULE,
-            inputs={"q": w.q, "p_entry": w.p_entry, "p_low": w.trough, "held": w.held, "t_entry": w.t,
-                    "t_low": w.trough_time, "lot": w.lot},
-            thresholds=self._thresholds, state=state,
+        mid = w.mid
+        if mid is None:
+            mid = w.mid = moment_id(MomentKind.BHD, w.wallet, w.mint, w.sig)
+            w.texts = (decimal_text(w.q), decimal_text(w.p_entry))
+        q_text, p_entry_text = w.texts  # type: ignore[misc]
+        p_entry, trough, held = w.p_entry, w.trough, w.held
+        drop = p_entry - trough
+        pct = -drop / p_entry
+        neg = -pct
+        return make_moment(
+            mid, _BHD, w.wallet, w.mint, w.sig, w.slot, pct, held * drop,
+            ZERO if neg < ZERO else ONE if neg > ONE else neg,  # severity = min(1, -pct)
+            w.t, w.end, status, w.detected_at, updated_at, RULE,
+            {"q": q_text, "p_entry": p_entry_text, "p_low": decimal_text(trough), "held": decimal_text(held),
+             "t_entry": w.t, "t_low": w.trough_time, "lot": w.lot},
+            self._thresholds, state,
         )
 
     def to_dict(self) -> dict[str, Any]:

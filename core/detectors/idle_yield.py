@@ -103,17 +103,21 @@ class IdleYield(Detector):
         mint = leg.mint
         if mint not in self.apr:
             return []
-        account = self.accounts[leg.wallet]
-        asset = account.assets.get(mint)
+        wallet, time = leg.wallet, leg.time
+        assets = self.accounts[wallet].assets
+        asset = assets.get(mint)
         if asset is None:
-            asset = account.assets[mint] = _Asset(leg.time)
-        elif leg.time > asset.since:
-            asset.amount_s += asset.amount * (leg.time - asset.since)
-            asset.since = leg.time
-        asset.amount = self.ctx.positions.balance(leg.wallet, mint)
+            asset = assets[mint] = _Asset(time)
+        elif time > asset.since:
+            asset.amount_s += asset.amount * (time - asset.since)
+            asset.since = time
+        asset.amount = self.ctx.positions.balance(wallet, mint)
         return []
 
     def on_watermark(self, wm: Watermark) -> list[Moment]:
+        heap = self.timers._heap  # peek without a call: this runs every slot
+        if not heap or heap[0][0] > wm.time:
+            return []
         due = self.timers.pop_due(wm.time, strict=False)
         if not due:
             return []

@@ -13,6 +13,7 @@ from core.windows import TimerQueue, Watermark
 
 __all__ = ["RugPull"]
 
+_BUY = LegRole.BUY
 RULE = "pct = (p_now - p_high) / p_high; usd = cost_basis_held - held_with_basis * p_now"
 class RugPull(Detector):
     """RUG — per (wallet, mint) holding episode, from its entry BUY (the first priced BUY
@@ -62,10 +63,12 @@ class RugPull(Detector):
 
     # -- hooks ----------------------------------------------------------------------------
     def on_trade(self, leg: Leg) -> list[Moment]:
-        opens = leg.opened_entry and leg.role is LegRole.BUY and leg.price_usd is not None
-        if not opens and leg.mint not in self.mints:
+        mint = leg.mint
+        opens = leg.opened_entry and leg.role is _BUY and leg.price_usd is not None
+        if not opens and mint not in self.mints:
             return []  # nobody watches this mint (e.g. the quote spent on a buy)
-        key = f"{leg.wallet}|{leg.mint}"
+        wallet = leg.wallet
+        key = f"{wallet}|{mint}"
         w = self.watches.get(key)
         if opens:
             out = [] if w is None else self._end(w, "exited", leg.time)
@@ -73,11 +76,11 @@ class RugPull(Detector):
             return out
         if w is None:
             return []
-        positions = self.ctx.positions
-        entry = positions.entry(leg.wallet, leg.mint)
+        pos = self.ctx.positions.position(wallet, mint)
+        entry = None if pos is None else pos.entry
         if entry is None or entry.signature != w.sig:
             return self._end(w, "exited", leg.time)
-        eligible = positions.basis(leg.wallet, leg.mint)[1] >= self._min_cost
+        eligible = pos.basis_cost >= self._min_cost  # type: ignore[union-attr]
         group = w.group
         if eligible == (group is not None):
             return []
@@ -129,6 +132,9 @@ class RugPull(Detector):
         return out
 
     def on_watermark(self, wm: Watermark) -> list[Moment]:
+        heap = self.timers._heap  # peek without a call: this runs every slot
+        if not heap or heap[0][0] >= wm.time:
+            return []
         due = self.timers.pop_due(wm.time)
         if not due:
             return []
@@ -149,7 +155,7 @@ class RugPull(Detector):
         if ms is None:
             ms = self.mints[leg.mint] = MintRug()
         price: Decimal = leg.price_usd  # type: ignore[assignment]
-        if self.ctx.positions.basis(leg.wallet, leg.mint)[1] >= self._min_cost:
+        if self.ctx.positions.basis_cost(leg.wallet, leg.mint) >= self._min_cost:
             self._insert(ms, w, price)
         else:
             ms.park(w, price, leg.slot)

@@ -6,7 +6,18 @@ import heapq
 from decimal import Decimal
 from typing import Any
 
-from core.detectors.base import ZERO, Detector, Leg, LegRole, ShardContext, build_moment, clamp01, explain_text
+from core.detectors.base import (
+    ONE,
+    ZERO,
+    Detector,
+    Leg,
+    LegRole,
+    ShardContext,
+    clamp01,
+    decimal_text,
+    explain_text,
+    make_moment,
+)
 from core.models import Moment, MomentKind, MomentStatus, moment_id
 from core.oracle import SlotTicks
 from core.windows import TimerQueue, Watermark
@@ -14,12 +25,16 @@ from core.windows import TimerQueue, Watermark
 __all__ = ["SoldTooEarly"]
 
 _EARLY = Decimal("0.999999999999")
+_SELL = LegRole.SELL
+_OPEN = MomentStatus.OPEN
+_S2E = MomentKind.S2E
+heappush, heappop = heapq.heappush, heapq.heappop
 RULE = "pct = (p_peak - p_exit) / p_exit; usd = q * (p_peak - p_exit)"
 
 
 class _Watch:
     __slots__ = ("wid", "wallet", "mint", "sig", "slot", "t", "end", "q", "p_exit", "p_cross",
-                 "crossed", "peak", "peak_time", "detected_at", "mid")
+                 "crossed", "peak", "peak_time", "detected_at", "mid", "texts")
 
     def __init__(self, wid: str, leg: Leg, end: int, p_cross: Decimal) -> None:
         self.wid, self.wallet, self.mint, self.sig, self.slot = wid, leg.wallet, leg.mint, leg.signature, leg.slot
@@ -29,6 +44,7 @@ class _Watch:
         self.peak_time = 0
         self.detected_at = 0
         self.mid: str | None = None  # moment id, computed at the first emission
+        self.texts: tuple[str, str] | None = None  # decimal_text of q and p_exit, at the first emission
 
     def to_list(self) -> list[Any]:
         return [self.wid, self.wallet, self.mint, self.sig, self.slot, self.t, self.end, str(self.q),
@@ -40,7 +56,7 @@ class _Watch:
         (w.wid, w.wallet, w.mint, w.sig, w.slot, w.t, w.end, q, p_exit, p_cross, w.crossed, peak,
          w.peak_time, w.detected_at) = d
         w.q, w.p_exit, w.p_cross, w.peak = Decimal(q), Decimal(p_exit), Decimal(p_cross), Decimal(peak)
-        w.mid = None
+        w.mid = w.texts = None
         return w
 
 
@@ -67,6 +83,8 @@ class SoldTooEarly(Detector):
         super().__init__(ctx)
         th = self.th
         self._pct_factor = 1 + th.s2e_min_pct
+        self._min_usd = th.s2e_min_usd
+        self._window = th.s2e_window_s
         self._thresholds = explain_text(
             {"min_pct": th.s2e_min_pct, "min_usd": th.s2e_min_usd, "window_s": th.s2e_window_s})
         self.watches: dict[str, _Watch] = {}
@@ -82,22 +100,29 @@ class SoldTooEarly(Detector):
 
     def on_trade(self, leg: Leg) -> list[Moment]:
         price = leg.price_usd
-        if leg.role is not LegRole.SELL or price is None or price <= 0:
+        if price is None or leg.role is not _SELL or price <= ZERO:
             return []
-        wid = f"{leg.wallet}|{leg.mint}|{leg.signature}"
-        if wid in self.watches:
+        wallet, mint, sig = leg.wallet, leg.mint, leg.signature
+        wid = f"{wallet}|{mint}|{sig}"
+        watches = self.watches
+        if wid in watches:
             return []
-        th = self.th
         # slightly below the exact crossing price: rounding may only make us look too early
-        p_cross = max(price * self._pct_factor, price + th.s2e_min_usd / leg.amount) * _EARLY
-        end = leg.time + th.s2e_window_s
-        self.watches[wid] = _Watch(wid, leg, end, p_cross)
-        mint = leg.mint
-        self.seq += 1
-        heapq.heappush(self.pending.setdefault(mint, []), (p_cross, self.seq, wid))
+        by_pct = price * self._pct_factor
+        by_usd = price + self._min_usd / leg.amount
+        p_cross = (by_usd if by_usd > by_pct else by_pct) * _EARLY  # max(by_pct, by_usd)
+        end = leg.time + self._window
+        watches[wid] = _Watch(wid, leg, end, p_cross)
+        self.seq = seq = self.seq + 1
+        heap = self.pending.get(mint)
+        if heap is None:
+            self.pending[mint] = [(p_cross, seq, wid)]
+        else:
+            heappush(heap, (p_cross, seq, wid))
         self.timers.push(end, wid)
-        count = self.live.get(mint, 0)
-        self.live[mint] = count + 1
+        live = self.live
+        count = live.get(mint, 0)
+        live[mint] = count + 1
         if count == 0:
             self.ctx.watch(mint)
         return []
@@ -108,37 +133,47 @@ class SoldTooEarly(Detector):
         crossed = self.crossed.get(mint)
         if crossed and crossed[0][0] < high:  # crossed watches whose peak this slot beats
             raised = []
+            watches = self.watches
             while crossed and crossed[0][0] < high:
-                peak, seq, wid = heapq.heappop(crossed)
-                w = self.watches.get(wid)
+                peak, seq, wid = heappop(crossed)
+                w = watches.get(wid)
                 if w is None:
                     continue  # window closed
                 w.peak, w.peak_time = high, now
-                out.append(self._moment(w, MomentStatus.OPEN, now, "deepened"))
+                out.append(self._moment(w, _OPEN, now, "deepened"))
                 raised.append((high, seq, wid))
             for item in raised:
-                heapq.heappush(crossed, item)
+                heappush(crossed, item)
         heap = self.pending.get(mint)
         if heap and heap[0][0] <= high:
             th = self.th
+            min_pct, min_usd = th.s2e_min_pct, th.s2e_min_usd
             retry = []
+            watches = self.watches
             while heap and heap[0][0] <= high:
-                item = heapq.heappop(heap)
-                w = self.watches.get(item[2])
+                item = heappop(heap)
+                w = watches.get(item[2])
                 if w is None:
                     continue  # window closed
                 gain = high - w.p_exit
-                if now <= w.t or gain / w.p_exit < th.s2e_min_pct or w.q * gain < th.s2e_min_usd:
+                if now <= w.t or gain / w.p_exit < min_pct or w.q * gain < min_usd:
                     retry.append(item)
                     continue
                 w.crossed, w.peak, w.peak_time, w.detected_at = True, high, now, now
-                heapq.heappush(self.crossed.setdefault(mint, []), (high, item[1], w.wid))
-                out.append(self._moment(w, MomentStatus.OPEN, now, "crossed"))
+                heap_c = self.crossed.get(mint)
+                if heap_c is None:
+                    self.crossed[mint] = [(high, item[1], w.wid)]
+                else:
+                    heappush(heap_c, (high, item[1], w.wid))
+                out.append(self._moment(w, _OPEN, now, "crossed"))
             for item in retry:
-                heapq.heappush(heap, item)
+                heappush(heap, item)
         return out
 
     def on_watermark(self, wm: Watermark) -> list[Moment]:
+        heap = self.timers._heap  # peek without a call: this runs every slot
+        if not heap or heap[0][0] >= wm.time:
+            return []
         due = self.timers.pop_due(wm.time)
         if not due:
             return []
@@ -169,17 +204,22 @@ class SoldTooEarly(Detector):
         self.ctx.unwatch(mint)
 
     def _moment(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> Moment:
-        if w.mid is None:
-            w.mid = moment_id(MomentKind.S2E, w.wallet, w.mint, w.sig)
-        gain = w.peak - w.p_exit
-        pct = gain / w.p_exit
-        usd = w.q * gain
-        return build_moment(
-            MomentKind.S2E, mid=w.mid, wallet=w.wallet, mint=w.mint, sig_ref=w.sig, slot_ref=w.slot, pct=pct,
-            usd=usd, severity=self.severity(pct, usd), window=(w.t, w.end), status=status,
-            detected_at=w.detected_at, updated_at=updated_at, rule=RULE,
-            inputs={"q": w.q, "p_exit": w.p_exit, "p_peak": w.peak, "t_exit": w.t, "t_peak": w.peak_time},
-            thresholds=self._thresholds, state=state,
+        mid = w.mid
+        if mid is None:
+            mid = w.mid = moment_id(MomentKind.S2E, w.wallet, w.mint, w.sig)
+            w.texts = (decimal_text(w.q), decimal_text(w.p_exit))
+        q_text, p_exit_text = w.texts  # type: ignore[misc]
+        p_exit, peak = w.p_exit, w.peak
+        gain = peak - p_exit
+        pct = gain / p_exit
+        half = pct / 2
+        return make_moment(
+            mid, _S2E, w.wallet, w.mint, w.sig, w.slot, pct, w.q * gain,
+            ZERO if half < ZERO else ONE if half > ONE else half,  # severity = min(1, pct / 2)
+            w.t, w.end, status, w.detected_at, updated_at, RULE,
+            {"q": q_text, "p_exit": p_exit_text, "p_peak": decimal_text(peak), "t_exit": w.t,
+             "t_peak": w.peak_time},
+            self._thresholds, state,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -49,6 +49,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     from deployments.commands import bench_api  # `oof bench api`; its own handler overrides `run`
 
     bench_api.add_parser(sub.add_parser("api", help="the HTTP API: plain uvicorn vs the Ray Serve data planes"))
+    from deployments.commands import bench_pipeline  # `oof bench pipeline`; its own handler too
+
+    bench_pipeline.add_parser(sub.add_parser("pipeline", help="the Ray actor pipeline end to end vs the engine"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,18 +1,25 @@
-"""`oof run`: start the service locally.
+"""`oof run`: the whole service locally — Ray, the streaming pipeline, the API.
 
-Today this is the storage half of the pipeline, in-process: settings → PostgreSQL
-(embedded when no `DATABASE_URL`) → migrations → the configured recording parsed and
-stored (transactions and trade events, idempotently). The Ray pipeline and the API
-attach here as they land.
+settings → PostgreSQL (embedded when there is no `DATABASE_URL`) → migrations → Ray (a
+local one, or `--address` of a cluster) → the actor pipeline over the configured source
+(default: the bundled recording) → the Serve API (`deployments.serve_app`). Moments are
+printed as they are found (new ones, and again when they become final). A recording ends
+with a summary; the API then keeps serving until Ctrl-C. `--no-api` (the default for a
+recording when stdin is not a terminal: scripts and CI) ends the command with the
+recording instead. Ctrl-C / SIGTERM: the source stops, a final checkpoint is stored, the
+queues drain, then Ray shuts down. A second run resumes from the stored checkpoint (what
+the recording already delivered is recognised and skipped).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
+from typing import Any
 
 from deployments.commands import add_config_option
 
@@ -22,6 +29,11 @@ __all__ = ["add_parser", "run"]
 def add_parser(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
     parser.add_argument("--replay", type=Path, help="recording to process (default: solana.replay_file)")
+    parser.add_argument("--address", help="Ray cluster to join, e.g. ray://head:10001 (default: a local Ray)")
+    parser.add_argument("--api", dest="api", action="store_true", default=None,
+                        help="serve the API (default, except for a recording run from a script)")
+    parser.add_argument("--no-api", dest="api", action="store_false",
+                        help="no API: a recording ends the command once processed")
     parser.set_defaults(handler=run)
 
 
@@ -34,32 +46,122 @@ def run(args: argparse.Namespace) -> int:
     from core.errors import DatabaseError
 
     try:
-        summary = asyncio.run(_serve(settings, args.replay))
+        dsn = asyncio.run(_database(settings))
     except DatabaseError as exc:
         print(f"oof run: {exc.detail}", file=sys.stderr)
         return 1
-    print(summary)
-    return 0
+    solana = settings.solana
+    if args.replay is not None:
+        solana = solana.model_copy(update={"source": "replay", "replay_file": args.replay})
+    return _serve(settings, solana, dsn, args)
 
 
-async def _serve(settings, replay: Path | None) -> str:
-    import structlog
-
-    from core.paths import project_root
-    from deployments.ingest import ingest_recording
+async def _database(settings: Any) -> str:
     from streams.storage import apply_migrations, create_pool, resolve_dsn
 
-    log = structlog.get_logger("oof.run")
     dsn = await asyncio.to_thread(resolve_dsn, settings.database)
     pool = await create_pool(settings.database, dsn)
     try:
-        applied = await apply_migrations(pool)
-        log.info("migrations_applied", applied=applied)
-        path = replay or settings.solana.replay_path(project_root())
-        started = time.perf_counter()
-        stats = await ingest_recording(pool, path, batch_size=settings.pipeline.batch_size)
-        elapsed = time.perf_counter() - started
-        log.info("recording_ingested", path=str(path), seconds=round(elapsed, 3), **stats.as_dict())
-        return stats.render(path, elapsed)
+        await apply_migrations(pool)
     finally:
         await pool.close()
+    return dsn
+
+
+def _serve(settings: Any, solana: Any, dsn: str, args: argparse.Namespace) -> int:
+    import ray
+
+    from actors import SourceSpec
+    from deployments.pipeline import init_ray, pipeline_config, start
+
+    init_ray(args.address, dashboard=args.address is None)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
+        signal.signal(sig, lambda *_: stopping.set())
+    pipeline = start(pipeline_config(settings, dsn=dsn), SourceSpec("settings", solana=solana))
+    try:
+        wanted = args.api if args.api is not None else solana.source != "replay" or sys.stdin.isatty()
+        api = _start_api(settings, dsn) if wanted else None
+        summary = _watch(pipeline, stopping, finite=solana.source == "replay", api=api, dsn=dsn)
+    except ray.exceptions.RayError as exc:  # the pipeline gave up: say why in one line
+        cause: BaseException = exc
+        while getattr(cause, "cause", None) is not None:
+            cause = cause.cause  # type: ignore[attr-defined]
+        print(f"oof run: the pipeline failed: {type(cause).__name__}: {str(cause).splitlines()[-1][:300]}",
+              file=sys.stderr)
+        return 1
+    finally:
+        pipeline.shutdown()
+        ray.shutdown()
+    print(f"stopped after batch {summary.get('checkpoint_batch')} (final checkpoint stored)" if stopping.is_set()
+          else "done")
+    return 0
+
+
+def _start_api(settings: Any, dsn: str) -> str | None:
+    try:
+        from deployments import serve_app
+
+        env = {"DATABASE_URL": dsn}
+        return serve_app.run(serve_app.load_serve_config(), http_host=settings.api.host, http_port=settings.api.port,
+                             overrides={"ray_actor_options": {"runtime_env": {"env_vars": env}}})
+    except Exception as exc:  # noqa: BLE001 - the pipeline is useful without the API
+        print(f"oof run: the API did not start ({type(exc).__name__}: {exc}); the pipeline goes on", file=sys.stderr)
+        return None
+
+
+def _watch(pipeline: Any, stopping: threading.Event, *, finite: bool, api: str | None, dsn: str) -> dict[str, Any]:
+    if api:
+        print(f"API: {api}  (Ctrl-C to stop)", flush=True)
+    seen: dict[str, str] = {}
+    summary: dict[str, Any] | None = None
+    while True:
+        for moment in pipeline.take_recent():
+            if seen.get(moment.id) != moment.status.value:
+                print(_line(moment, new=moment.id not in seen), flush=True)
+                seen[moment.id] = moment.status.value
+        if summary is None and (stopping.is_set() or pipeline.status()["done"]):
+            if stopping.is_set():
+                pipeline.stop()
+            summary = pipeline.wait()
+            print(_summary(summary, len(seen)), flush=True)
+            print(asyncio.run(_stored(dsn)), flush=True)
+            if stopping.is_set() or not (finite and api):
+                return summary
+            print("recording done; the API keeps serving (Ctrl-C to stop)", flush=True)
+        if stopping.wait(0.5) and summary is not None:
+            return summary
+
+
+async def _stored(dsn: str) -> str:
+    """What the database holds now (a resumed run finds nothing new, the earlier runs' moments are there)."""
+    from collections import Counter
+
+    import asyncpg
+
+    from streams.storage import list_moments
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        moments = await list_moments(conn, limit=100_000)
+    finally:
+        await conn.close()
+    kinds = Counter(m.kind.value for m in moments)
+    return f"moments in the database: {len(moments)} — " + (", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+                                                              or "none")
+
+
+def _line(m: Any, *, new: bool) -> str:
+    what = "moment" if new else "update"
+    return (f"{what:6} {m.kind.value:10} {m.status.value:5} wallet {m.wallet[:8]}… mint {m.mint[:8]}… "
+            f"pct {m.pct:+.2%} usd {m.usd_value:,.2f}  {m.id}")
+
+
+def _summary(s: dict[str, Any], moments: int) -> str:
+    source = s.get("source_stats", {})
+    return (f"{s.get('name', 'source')}: {s['tx_in']} transactions ({s['failed']} failed), {s['trades']} trades, "
+            f"{source.get('malformed', 0)} unreadable lines in {s['elapsed_s']:.2f}s\n"
+            f"pipeline: {s['tx_per_s']:,.0f} tx/s, {s['batches']} batches, p50/p99 latency "
+            f"{s['latency_p50_s']}/{s['latency_p99_s']} s, recoveries {s['recoveries']}, "
+            f"duplicates skipped {s['engine']['duplicates']}\n"
+            f"moments found this run: {moments}; upserts by kind: {s['sink'].get('kinds', {})}")

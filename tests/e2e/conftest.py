@@ -9,10 +9,13 @@ Fixtures, cheapest first (Ray start-up is seconds, so nothing here is ever per t
 - `api_server` — the API deployed with `configs/serve.yaml` (same data plane as production)
   on a free port on 127.0.0.1, with **two replicas** sharing Redis, user auth against a test
   RSA key whose JWKS is served over HTTPS by this process, and HMAC service auth.
-  `api_server.user_headers(sub)` / `.service_headers(method, url)` sign requests.
+  `api_server.user_headers(sub)` and `.service_request(method, path)` sign requests.
+
+`OOF_E2E_DATA_PLANE=default` runs the same suite on Serve's Python proxy instead of the shipped
+HAProxy data plane (RAY_NOTES: test both).
 
 Rules for tests sharing `api_server`: use your own user ids (`unique_user()`): the `user`
-rate limit is deliberately small (`USER_LIMIT` per minute, no burst) so the 429 test is cheap,
+rate limit is deliberately small (`USER_LIMIT` per hour, no burst) so the 429 test is cheap,
 and counts persist in Redis. Anonymous requests share the `public` policy (one client IP).
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import secrets
 import socket
 import time
@@ -42,6 +46,7 @@ from tests.integration.conftest import database_factory  # noqa: F401 - re-expor
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 USER_LIMIT = 30
+USER_WINDOW_S = 3600  # one request back per 2 min: nothing refills while a test runs
 SERVICE_ID = "e2e"
 SERVICE_SECRET = secrets.token_hex(16)
 _NONCES = itertools.count()
@@ -128,10 +133,22 @@ def _replica_env(dsn: str, jwks: TlsJwksServer) -> dict[str, str]:
         "OOF_AUTH__SERVICE_SECRETS": orjson.dumps({SERVICE_ID: [SERVICE_SECRET]}).decode(),
         "OOF_RATE_LIMITS__POLICIES__USER__LIMIT": str(USER_LIMIT),
         "OOF_RATE_LIMITS__POLICIES__USER__BURST": "0",
+        "OOF_RATE_LIMITS__POLICIES__USER__WINDOW_S": str(USER_WINDOW_S),
         "OOF_SOLANA__RPC_HTTP_URL": "http://127.0.0.1:9/",  # never the real mainnet from a test
         "SSL_CERT_FILE": str(jwks.ca_file),
         "OOF_CONFIG": "",  # the developer's extra config file must not leak in
     }
+
+
+def _controller_env() -> dict[str, str] | None:
+    """None: the controller options of configs/serve.yaml; else those minus the HAProxy switches."""
+    if os.environ.get("OOF_E2E_DATA_PLANE", "config") != "default":
+        return None
+    from deployments.commands.serve import FAST_DATA_PLANE_VARS
+
+    config = serve_app.load_serve_config()
+    configured = (config.controller_options.runtime_env or {}).get("env_vars", {}) if config.controller_options else {}
+    return {k: v for k, v in configured.items() if k not in FAST_DATA_PLANE_VARS}
 
 
 @pytest.fixture(scope="session")
@@ -147,6 +164,7 @@ def api_server(ray_cluster: None, e2e_dsn: str, tmp_path_factory: pytest.TempPat
                     "num_replicas": 2,
                     "ray_actor_options": {"runtime_env": {"env_vars": _replica_env(e2e_dsn, jwks)}},
                 },
+                controller_env=_controller_env(),
             )
         yield ApiServer(base_url=base_url, dsn=e2e_dsn, key=key, jwks=jwks)
 
@@ -157,4 +175,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-__all__ = ["ApiServer", "USER_LIMIT", "unique_user", "ray_keeps_its_hands_off_logging"]
+__all__ = ["ApiServer", "USER_LIMIT", "USER_WINDOW_S", "unique_user", "ray_keeps_its_hands_off_logging"]

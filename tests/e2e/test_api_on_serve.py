@@ -15,7 +15,7 @@ from solders.pubkey import Pubkey
 
 from core.models import Moment, MomentKind, MomentStatus, moment_id
 from streams.storage import upsert_moments
-from tests.e2e.conftest import USER_LIMIT, ApiServer, unique_user
+from tests.e2e.conftest import USER_LIMIT, USER_WINDOW_S, ApiServer, unique_user
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -64,7 +64,7 @@ async def test_the_user_limit_is_shared_by_both_replicas(api_server: ApiServer, 
     assert statuses.count(200) == USER_LIMIT and statuses.count(429) == 10  # one budget, not one per replica
     limited = next(r for r in responses if r.status_code == 429)
     assert int(limited.headers["retry-after"]) >= 1
-    assert limited.headers["ratelimit-policy"] == f'"user";q={USER_LIMIT};w=60'
+    assert limited.headers["ratelimit-policy"] == f'"user";q={USER_LIMIT};w={USER_WINDOW_S}'
     assert re.fullmatch(r'"user";r=0;t=\d+', limited.headers["ratelimit"])
     assert limited.json()["type"] == "https://oof.dev/problems/rate-limited"
     # both replicas took part: each one's own /metrics shows /v2/moments requests

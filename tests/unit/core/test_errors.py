@@ -95,8 +95,8 @@ def test_validation_error_lists_fields() -> None:
     problem = error.to_problem()
     assert problem["status"] == 422
     assert problem["errors"] == [
-        {"field": "query.limit", "detail": "too big"},
-        {"field": "query.kinds", "detail": "unknown kind"},
+        {"field": "query.limit", "message": "too big"},
+        {"field": "query.kinds", "message": "unknown kind"},
     ]
     assert problem["detail"] == "2 field(s) are invalid"
 

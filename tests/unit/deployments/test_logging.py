@@ -37,7 +37,7 @@ def test_json_lines_with_context(capsys: pytest.CaptureFixture[str]) -> None:
 
     log.info("moment.emitted", kind="S2E")
     log.debug("too.quiet")
-    logging.getLogger("ray.serve").warning("from %s", "stdlib")
+    logging.getLogger("asyncpg.pool").warning("from %s", "stdlib")
     try:
         raise ValueError("bad")
     except ValueError:
@@ -50,7 +50,7 @@ def test_json_lines_with_context(capsys: pytest.CaptureFixture[str]) -> None:
     assert first["kind"] == "S2E"
     assert first["request_id"] == "req-1"
     assert first["timestamp"].endswith("Z") and "T" in first["timestamp"]
-    assert lines[1]["logger"] == "ray.serve"
+    assert lines[1]["logger"] == "asyncpg.pool"
     assert lines[2]["exception"][0]["exc_type"] == "ValueError"
     assert "locals" not in json.dumps(lines[2])
 

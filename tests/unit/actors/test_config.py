@@ -1,0 +1,32 @@
+"""Actor names, options and checkpoint keys."""
+
+from __future__ import annotations
+
+from actors.config import PipelineConfig, actor_name, actor_options, checkpoint_id
+
+
+def test_dashboard_names() -> None:
+    assert [actor_name(k) for k in ("ingest", "fetch", "sink", "supervisor")] == [
+        "oof:ingest", "oof:fetch", "oof:sink", "oof:supervisor"]
+    assert actor_name("shard", 3) == "oof:shard-03" and actor_name("prices", 1) == "oof:prices-1"
+
+
+def test_options_fit_the_cpu_budget_and_retry_only_idempotent_work() -> None:
+    config = PipelineConfig(shard_count=6, price_shards=3, namespace="ns")
+    kinds = [("supervisor", None), ("ingest", None), ("fetch", None), ("sink", None),
+             *[("prices", k) for k in range(3)], *[("shard", j) for j in range(6)]]
+    options = [actor_options(config, kind, index) for kind, index in kinds]
+    assert sum(o["num_cpus"] for o in options) <= config.cpu_budget
+    assert all(o["namespace"] == "ns" and o["max_restarts"] > 0 for o in options)
+    retried = {o["name"] for o in options if o["max_task_retries"]}
+    assert retried == {"oof:fetch", "oof:sink"}  # stateful batch calls are replayed by the ingest instead
+
+
+def test_checkpoint_keys_are_distinct_valid_rows_per_layout() -> None:
+    a, b = PipelineConfig(shard_count=4, price_shards=2), PipelineConfig(shard_count=4, price_shards=3)
+    keys = [checkpoint_id("ingest", 0, a), *[checkpoint_id("prices", k, a) for k in range(2)],
+            *[checkpoint_id("shard", j, a) for j in range(4)]]
+    assert len(set(keys)) == len(keys)
+    assert all(0 <= shard < count for count, shard in keys)  # the table's CHECK constraint
+    assert checkpoint_id("shard", 1, a) == (4, 1)  # shard rows keyed by the real shard count
+    assert checkpoint_id("prices", 0, a) != checkpoint_id("prices", 0, b)  # another layout never reads it
