@@ -56,11 +56,11 @@ the request's window, so answers never depend on which actor was faster.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter, deque, namedtuple
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from core.models import Moment, MomentKind, ParsedTransaction, TradeEvent
 from core.oracle import PriceBook, SlotPricing
@@ -316,28 +316,24 @@ class Engine:
         self.stats = EngineStats(**{**stats, "upserts": Counter(stats["upserts"])})
 
 
-class _EventView(NamedTuple):
+class _EventView(namedtuple("_EventView", "signature slot block_time wallet fee_lamports program trades")):
     """A bare TradeEvent read as a one-trade transaction (what `ShardState.apply` reads).
 
-    A tuple (one per input event); `signers`, `failed` and `flows` are the same for every
-    view: class attributes (the empty `flows` mapping is shared and read-only)."""
+    A tuple (one per input event; the engine builds it with `tuple.__new__`); `signers`,
+    `failed` and `flows` are the same for every view: class attributes (the empty `flows`
+    mapping is shared and read-only)."""
 
-    signature: str
-    slot: int
-    block_time: int | None
-    wallet: str
-    fee_lamports: int
-    program: str | None
-    trades: tuple[TradeEvent, ...]
-
-    signers = ()
+    __slots__ = ()
+    signers: tuple[str, ...] = ()
     failed = False
-    flows = MappingProxyType({})
+    flows: Mapping[str, Any] = MappingProxyType({})
 
+    def __new__(cls, event: TradeEvent) -> _EventView:
+        return _new_tuple(cls, (event.signature, event.slot, event.block_time, event.wallet, event.fee_lamports,
+                                event.program, (event,)))
 
-def _event_view(event: TradeEvent) -> _EventView:
-    return _new_tuple(_EventView, (event.signature, event.slot, event.block_time, event.wallet, event.fee_lamports,
-                                   event.program, (event,)))
+    def __getnewargs__(self) -> tuple[TradeEvent]:  # type: ignore[override]
+        return (self.trades[0],)
 
 
 def _canonical(view: ParsedTransaction) -> tuple[str, str, int]:

@@ -48,6 +48,7 @@ from core.ticks import (
     new_tick,
     reference_price,
 )
+from core.ticks import _set_amount, _set_mint, _set_price, _set_sig, _set_slot, _set_time, _set_wallet
 from core.windows import Watermark, minute_of
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
 ONE = Decimal(1)
 ZERO = Decimal(0)
 SWAP = Side.SWAP
+_new = object.__new__
 _new_slot_ticks = tuple.__new__  # a NamedTuple from a full tuple of fields, without the keyword-parsing __new__
 _PRUNE_EVERY_S = 3_600
 DEFAULT_CANDLE_HORIZON_S = 86_400
@@ -150,8 +152,7 @@ class PriceBook:
             amount = trade.amount
             if amount <= ZERO or trade.quote_amount <= ZERO:
                 continue
-            side = trade.side
-            if side is SWAP:
+            if trade.side is SWAP:
                 swaps.append(trade)
                 continue
             price = trade.price_usd
@@ -166,11 +167,36 @@ class PriceBook:
                     continue
                 legs[(trade.signature, trade.wallet, trade.ix)] = LegPrices(price)
             mint = trade.mint
-            tick = new_tick(mint, price, amount, slot, block_time, trade.wallet, trade.signature)
+            tick = _new(Tick)  # new_tick(mint, price, amount, slot, block_time, wallet, signature), inlined
+            _set_mint(tick, mint)
+            _set_price(tick, price)
+            _set_amount(tick, amount)
+            _set_slot(tick, slot)
+            _set_time(tick, block_time)
+            _set_wallet(tick, trade.wallet)
+            _set_sig(tick, trade.signature)
             book = mints.get(mint)
             if book is None:
                 book = mints[mint] = MintBook()
-            book.add_at(tick, price, amount, block_time, minute, keep)
+            # book.add_at(tick, price, amount, block_time, minute, keep), inlined
+            book.last = price
+            book.last_time = block_time
+            candle = book.candles.get(minute)
+            if candle is None:
+                book.candles[minute] = Candle(minute, price, price, price, price, amount, 1)
+            else:
+                if price > candle.high:
+                    candle.high = price
+                elif price < candle.low:
+                    candle.low = price
+                candle.close = price
+                candle.volume += amount
+                candle.count += 1
+            recent = book.recent
+            recent.append(tick)
+            if recent[0].block_time < keep:
+                while recent and recent[0].block_time < keep:
+                    recent.popleft()
             ticks = by_mint.get(mint)
             if ticks is None:
                 by_mint[mint] = [tick]

@@ -64,7 +64,7 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
 }
 CONFIG_FILE_VAR = "OOF_CONFIG"
 DEFAULT_CONFIG_FILE = Path("configs/oof.yaml")
-DEFAULT_REPLAY_FILE = Path("configs/recordings/mainnet-sample.jsonl")
+DEFAULT_REPLAY_FILE = Path("configs/recordings/demo.jsonl")
 
 
 def _section(**extra: Any) -> ConfigDict:

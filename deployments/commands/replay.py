@@ -31,10 +31,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="where to write the moments (JSONL)")
     parser.add_argument("--wallets", help="comma-separated wallets to track (default: every fee payer in the file)")
     parser.add_argument("--shards", type=int, default=1, help="in-process shards (results do not depend on it)")
-    parser.add_argument("--actors", action="store_true",
-                        help="through the Ray actor pipeline (shards: pipeline.shard_count unless --shards > 1)")
+    parser.add_argument("--actors", action="store_true", default=True,
+                        help="through the Ray actor pipeline, the default (shards: pipeline.shard_count unless --shards > 1)")
     parser.add_argument("--in-process", dest="actors", action="store_false",
-                        help="the engine in this process (default)")
+                        help="the engine alone in this process (no Ray; same moments)")
     parser.add_argument("--price-shards", type=int, help="actor mode: price actors (default pipeline.price_shards)")
     parser.add_argument("--address", help="actor mode: Ray cluster to join (default: a local Ray)")
     parser.set_defaults(handler=run)

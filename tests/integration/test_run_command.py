@@ -1,4 +1,4 @@
-"""`oof run` end to end against a real PostgreSQL: migrate, ingest the bundled recording, twice."""
+"""`oof run` end to end against a real PostgreSQL: migrate, run the bundled demo through the pipeline, twice."""
 
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ def _oof_run(dsn: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def _counts(dsn: str) -> tuple[int, int, int]:
+async def _counts(dsn: str) -> tuple[int, int, int, int]:
     conn = await asyncpg.connect(dsn)
     try:
         return (
             await conn.fetchval("SELECT count(*) FROM transactions"),
             await conn.fetchval("SELECT count(*) FROM trade_events"),
+            await conn.fetchval("SELECT count(*) FROM moments"),
             await conn.fetchval("SELECT count(*) FROM schema_migrations"),
         )
     finally:
@@ -40,9 +41,10 @@ async def test_run_migrates_and_stores_the_recording_idempotently(database_facto
 
     first = _oof_run(dsn)
     assert first.returncode == 0, first.stderr
-    assert "39 transactions (3 failed), 25 trades" in first.stdout
+    assert "262 transactions (15 failed), 246 trades" in first.stdout
     counts = await _counts(dsn)
-    assert counts[:2] == (39, 25)
+    # The demo makes each detector fire: S2E, BHD x2, BAD_ROUTE, IDLE_YIELD, RUG.
+    assert counts[:3] == (262, 246, 6)
 
     second = _oof_run(dsn)
     assert second.returncode == 0, second.stderr

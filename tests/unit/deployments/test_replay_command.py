@@ -51,7 +51,7 @@ def test_replay_writes_each_moment_once_in_its_final_state(tmp_path: Path) -> No
     w, alice = _world()
     src, out = _recording(tmp_path / "rec.jsonl", w), tmp_path / "moments.jsonl"
 
-    done = _oof("replay", str(src), "--out", str(out))
+    done = _oof("replay", str(src), "--out", str(out), "--in-process")
 
     assert done.returncode == 0, done.stderr
     moments = [json.loads(line) for line in out.read_text().splitlines()]
