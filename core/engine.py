@@ -56,7 +56,7 @@ the request's window, so answers never depend on which actor was faster.
 
 from __future__ import annotations
 
-from collections import Counter, deque, namedtuple
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
@@ -74,7 +74,7 @@ __all__ = ["Engine", "EngineStats", "DEFAULT_DEDUP_SLOTS"]
 
 DEFAULT_DEDUP_SLOTS = 150
 _NO_TICKS: dict[str, Any] = {}
-_new_tuple = tuple.__new__
+_new_object = object.__new__
 _KIND_VALUE = {kind: kind.value for kind in MomentKind}  # `Enum.value` is a Python-level property
 _NO_LEGS: dict[tuple[str, str, int], Any] = {}
 Input = Mapping[str, Any] | ParsedTransaction | TradeEvent
@@ -127,8 +127,7 @@ class Engine:
         """Offer one input; returns the upserts of whatever slot it completed."""
         self.stats.inputs += 1
         if item.__class__ is TradeEvent:
-            return self._offer(f"{item.signature}|{item.wallet}|{item.ix}", _new_tuple(_EventView, (  # type: ignore[union-attr]
-                item.signature, item.slot, item.block_time, item.wallet, item.fee_lamports, item.program, (item,))))
+            return self._offer(f"{item.signature}|{item.wallet}|{item.ix}", _event_view(item))  # type: ignore[arg-type]
         if isinstance(item, ParsedTransaction):
             return self._offer(f"{item.signature}|{item.wallet}", item)
         out: list[Moment] = []
@@ -180,6 +179,15 @@ class Engine:
 
     def _offer(self, key: str, view: ParsedTransaction) -> list[Moment]:
         slot = view.slot
+        if slot == self._buf_slot and slot >= self._max_slot - self.dedup_slots and key not in self._seen:
+            # the common case, spelled out: a new view of the slot being buffered
+            self._seen.add(key)
+            self._seen_order.append((slot, key))
+            self._buf.append(view)
+            block_time = view.block_time
+            if block_time is not None and (self._buf_time is None or block_time > self._buf_time):
+                self._buf_time = block_time
+            return []
         out = self._roll(slot) if slot != self._buf_slot else []
         stats = self.stats
         if slot < self._max_slot - self.dedup_slots:
@@ -227,9 +235,9 @@ class Engine:
         trades = [t for v in views if not v.failed for t in v.trades]
         if trades:
             pricing = book.apply_slot(slot, time, trades)
-            slot_ticks, legs = pricing.ticks, pricing.legs
+            _, _, slot_ticks, legs = pricing  # (NamedTuple attribute reads are slow in 3.11)
             stats.trades += len(trades)
-            stats.ticks += sum([len(s.ticks) for s in slot_ticks.values()])
+            stats.ticks += sum([len(s[3]) for s in slot_ticks.values()])  # SlotTicks.ticks
         else:
             slot_ticks, legs = _NO_TICKS, _NO_LEGS
 
@@ -244,7 +252,8 @@ class Engine:
                     mine_of[self._shard_of(view.wallet)].append(view)
         for shard, mine in zip(self.shards, mine_of):
             if answers:
-                shard.on_references([a for a in answers if a.reply_to == shard.shard_id])
+                shard_id = shard.shard_id
+                shard.on_references([a for a in answers if a[0] == shard_id])  # RefAnswer.reply_to
             found = shard.advance(slot, block_time)
             if found:
                 out += found
@@ -316,24 +325,34 @@ class Engine:
         self.stats = EngineStats(**{**stats, "upserts": Counter(stats["upserts"])})
 
 
-class _EventView(namedtuple("_EventView", "signature slot block_time wallet fee_lamports program trades")):
+class _EventView:
     """A bare TradeEvent read as a one-trade transaction (what `ShardState.apply` reads).
 
-    A tuple (one per input event; the engine builds it with `tuple.__new__`); `signers`,
-    `failed` and `flows` are the same for every view: class attributes (the empty `flows`
-    mapping is shared and read-only)."""
+    `signers`, `failed` and `flows` are the same for every view: class attributes (the
+    empty `flows` mapping is shared and read-only)."""
 
-    __slots__ = ()
+    __slots__ = ("signature", "slot", "block_time", "wallet", "fee_lamports", "program", "trades")
+
     signers: tuple[str, ...] = ()
     failed = False
     flows: Mapping[str, Any] = MappingProxyType({})
 
-    def __new__(cls, event: TradeEvent) -> _EventView:
-        return _new_tuple(cls, (event.signature, event.slot, event.block_time, event.wallet, event.fee_lamports,
-                                event.program, (event,)))
+    def __init__(self, event: TradeEvent) -> None:
+        self.signature, self.slot, self.block_time, self.wallet, self.fee_lamports, self.program, self.trades = (
+            event.signature, event.slot, event.block_time, event.wallet, event.fee_lamports, event.program, (event,))
 
-    def __getnewargs__(self) -> tuple[TradeEvent]:  # type: ignore[override]
-        return (self.trades[0],)
+
+def _event_view(event: TradeEvent) -> _EventView:
+    """`_EventView(event)` without the class call (`type.__call__` → `__init__`): one per input event."""
+    view = _new_object(_EventView)
+    view.signature = event.signature
+    view.slot = event.slot
+    view.block_time = event.block_time
+    view.wallet = event.wallet
+    view.fee_lamports = event.fee_lamports
+    view.program = event.program
+    view.trades = (event,)
+    return view
 
 
 def _canonical(view: ParsedTransaction) -> tuple[str, str, int]:

@@ -71,7 +71,7 @@ ONE = Decimal(1)
 ZERO = Decimal(0)
 SWAP = Side.SWAP
 _new = object.__new__
-_new_slot_ticks = tuple.__new__  # a NamedTuple from a full tuple of fields, without the keyword-parsing __new__
+_new_tuple = tuple.__new__  # a NamedTuple from all its fields, without the keyword-parsing __new__
 _PRUNE_EVERY_S = 3_600
 DEFAULT_CANDLE_HORIZON_S = 86_400
 
@@ -87,6 +87,7 @@ class PriceBook:
     def __init__(self, thresholds: Thresholds, candle_horizon_s: int = DEFAULT_CANDLE_HORIZON_S) -> None:
         self.thresholds = thresholds
         self.ref_window = thresholds.bad_route_ref_window_s
+        self._min_ref_ticks = thresholds.bad_route_min_ref_ticks
         self.candle_horizon_s = candle_horizon_s
         self.watermark = Watermark()
         self.mints: dict[str, MintBook] = {}
@@ -106,13 +107,12 @@ class PriceBook:
         answers: list[RefAnswer] = []
         requests = self.requests
         if requests and requests[0][0] < now:
-            th = self.thresholds
-            window, need = th.bad_route_ref_window_s, th.bad_route_min_ref_ticks
+            window, need = self.ref_window, self._min_ref_ticks
             while requests and requests[0][0] < now:
-                req = heapq.heappop(requests)[2]
-                book = self.mints.get(req.mint)
-                ref = None if book is None else reference_price(book.recent, req.t, req.wallet, window, need)
-                answers.append(RefAnswer(req.reply_to, req.key, ref))
+                reply_to, key, mint, t, wallet = heapq.heappop(requests)[2]  # a RefRequest
+                book = self.mints.get(mint)
+                ref = None if book is None else reference_price(book.recent, t, wallet, window, need)
+                answers.append(_new_tuple(RefAnswer, (reply_to, key, ref)))
         if now >= self._next_prune:
             self._next_prune = now + _PRUNE_EVERY_S
             keep, candles_since = now - 2 * self.ref_window, now - self.candle_horizon_s
@@ -123,7 +123,7 @@ class PriceBook:
     def request_reference(self, request: RefRequest) -> None:
         """Answered by `advance` once the watermark is past `request.t + ref_window`."""
         self._seq += 1
-        heapq.heappush(self.requests, (request.t + self.ref_window, self._seq, request))
+        heapq.heappush(self.requests, (request[3] + self.ref_window, self._seq, request))  # request.t
 
     # -- pricing ------------------------------------------------------------------------
     def apply_slot(self, slot: int, block_time: int, trades: Sequence[TradeEvent]) -> SlotPricing:
@@ -148,6 +148,9 @@ class PriceBook:
             else:
                 ticks.append(tick)
 
+        # passes 1 and 2 record inline (the tick, the mint's book, the slot's list): one
+        # priced trade each, every slot; pass 3 (token→token, rare) goes through `record`
+        priced: list[tuple[TradeEvent, Decimal]] = []
         for trade in trades:  # pass 1: stable-quoted (and anything already priced)
             amount = trade.amount
             if amount <= ZERO or trade.quote_amount <= ZERO:
@@ -165,62 +168,68 @@ class PriceBook:
                     continue
                 else:
                     continue
-                legs[(trade.signature, trade.wallet, trade.ix)] = LegPrices(price)
-            mint = trade.mint
-            tick = _new(Tick)  # new_tick(mint, price, amount, slot, block_time, wallet, signature), inlined
-            _set_mint(tick, mint)
-            _set_price(tick, price)
-            _set_amount(tick, amount)
-            _set_slot(tick, slot)
-            _set_time(tick, block_time)
-            _set_wallet(tick, trade.wallet)
-            _set_sig(tick, trade.signature)
-            book = mints.get(mint)
-            if book is None:
-                book = mints[mint] = MintBook()
-            # book.add_at(tick, price, amount, block_time, minute, keep), inlined
-            book.last = price
-            book.last_time = block_time
-            candle = book.candles.get(minute)
-            if candle is None:
-                book.candles[minute] = Candle(minute, price, price, price, price, amount, 1)
-            else:
-                if price > candle.high:
-                    candle.high = price
-                elif price < candle.low:
-                    candle.low = price
-                candle.close = price
-                candle.volume += amount
-                candle.count += 1
-            recent = book.recent
-            recent.append(tick)
-            if recent[0].block_time < keep:
-                while recent and recent[0].block_time < keep:
-                    recent.popleft()
-            ticks = by_mint.get(mint)
-            if ticks is None:
-                by_mint[mint] = [tick]
-            else:
-                ticks.append(tick)
-
-        if sol_quoted:  # pass 2: SOL-quoted at the slot's SOL/USD
-            sol_book = mints.get(SOL_MINT)
-            sol_usd = None if sol_book is None else sol_book.last
-            if sol_usd is not None:
+                legs[(trade.signature, trade.wallet, trade.ix)] = _new_tuple(LegPrices, (price, None))
+            priced.append((trade, price))
+        for _pass in (1, 2):
+            if _pass == 2:  # pass 2: SOL-quoted at the slot's SOL/USD (pass 1's SOL/stable swaps included)
+                if not sol_quoted:
+                    break
+                sol_book = mints.get(SOL_MINT)
+                sol_usd = None if sol_book is None else sol_book.last
+                if sol_usd is None:
+                    break
+                priced = []
                 for trade in sol_quoted:
                     price = trade.quote_amount * sol_usd / trade.amount
-                    legs[(trade.signature, trade.wallet, trade.ix)] = LegPrices(price)
-                    record(trade, trade.mint, price, trade.amount)
+                    legs[(trade.signature, trade.wallet, trade.ix)] = _new_tuple(LegPrices, (price, None))
+                    priced.append((trade, price))
+            for trade, price in priced:
+                mint, amount = trade.mint, trade.amount
+                tick = _new(Tick)  # new_tick(mint, price, amount, slot, block_time, wallet, signature), inlined
+                _set_mint(tick, mint)
+                _set_price(tick, price)
+                _set_amount(tick, amount)
+                _set_slot(tick, slot)
+                _set_time(tick, block_time)
+                _set_wallet(tick, trade.wallet)
+                _set_sig(tick, trade.signature)
+                book = mints.get(mint)
+                if book is None:
+                    book = mints[mint] = MintBook()
+                # book.add_at(tick, price, amount, block_time, minute, keep), inlined
+                book.last = price
+                book.last_time = block_time
+                candle = book.candles.get(minute)
+                if candle is None:
+                    book.candles[minute] = Candle(minute, price, price, price, price, amount, 1)
+                else:
+                    if price > candle.high:
+                        candle.high = price
+                    elif price < candle.low:
+                        candle.low = price
+                    candle.close = price
+                    candle.volume += amount
+                    candle.count += 1
+                recent = book.recent
+                recent.append(tick)
+                if recent[0].block_time < keep:
+                    while recent and recent[0].block_time < keep:
+                        recent.popleft()
+                ticks = by_mint.get(mint)
+                if ticks is None:
+                    by_mint[mint] = [tick]
+                else:
+                    ticks.append(tick)
 
         if swaps:  # pass 3: token→token through the other side's price after passes 1–2
-            priced: list[tuple[TradeEvent, Decimal | None, Decimal | None]] = []
+            swap_prices: list[tuple[TradeEvent, Decimal | None, Decimal | None]] = []
             for trade in swaps:
                 p_quote = self.latest(trade.quote_mint)
                 p_mint = self.latest(trade.mint)
                 mint_price = None if p_quote is None else trade.quote_amount * p_quote / trade.amount
                 quote_price = None if p_mint is None else trade.amount * p_mint / trade.quote_amount
-                priced.append((trade, mint_price, quote_price))
-            for trade, mint_price, quote_price in priced:
+                swap_prices.append((trade, mint_price, quote_price))
+            for trade, mint_price, quote_price in swap_prices:
                 legs[(trade.signature, trade.wallet, trade.ix)] = LegPrices(mint_price, quote_price)
                 if quote_price is not None:
                     record(trade, trade.quote_mint, quote_price, trade.quote_amount)
@@ -230,13 +239,14 @@ class PriceBook:
         out: dict[str, SlotTicks] = {}
         for mint, ticks in by_mint.items():
             if len(ticks) == 1:
-                price = ticks[0].price_usd
-                out[mint] = _new_slot_ticks(SlotTicks, (mint, slot, block_time, (ticks[0],), price, price, price))
+                tick = ticks[0]
+                price = tick.price_usd
+                out[mint] = _new_tuple(SlotTicks, (mint, slot, block_time, (tick,), price, price, price))
             else:
                 prices = [t.price_usd for t in ticks]
-                out[mint] = _new_slot_ticks(
+                out[mint] = _new_tuple(
                     SlotTicks, (mint, slot, block_time, tuple(ticks), max(prices), min(prices), prices[-1]))
-        return SlotPricing(slot, block_time, out, legs)
+        return _new_tuple(SlotPricing, (slot, block_time, out, legs))
 
     # -- queries ------------------------------------------------------------------------
     def latest(self, mint: str) -> Decimal | None:

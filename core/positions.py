@@ -27,6 +27,8 @@ from core.snapshot import opt_dec
 __all__ = ["Lot", "Entry", "Position", "Positions"]
 
 ZERO = Decimal(0)
+_new = object.__new__
+_new_tuple = tuple.__new__
 
 
 @dataclass(slots=True)
@@ -118,7 +120,12 @@ class Positions:
         pos = mints.get(mint)
         if pos is None:
             pos = mints[mint] = Position()
-        lot = Lot(key, amount, cost, slot, time)
+        lot = _new(Lot)  # Lot(key, amount, cost, slot, time) without the class call
+        lot.key = key
+        lot.amount = amount
+        lot.cost = cost
+        lot.slot = slot
+        lot.time = time
         pos.lots.append(lot)
         pos.by_key[key] = lot
         pos.amount += amount
@@ -126,7 +133,7 @@ class Positions:
             pos.basis_amount += amount
             pos.basis_cost += cost
         if entry is not None and pos.entry is None:
-            pos.entry = Entry(entry[0], slot, time, entry[1])
+            pos.entry = _new_tuple(Entry, (entry[0], slot, time, entry[1]))  # Entry(...), without its keyword parsing
             return True
         return False
 

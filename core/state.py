@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from core.detectors import DETECTORS, Detector, Leg, LegRole, ShardContext
+from core.detectors.base import make_leg
 from core.mints import STABLECOINS
 from core.models import Moment, Side, TradeEvent
 from core.oracle import LegPrices, MintHistory, RefAnswer, RefRequest, SlotTicks
@@ -37,7 +38,6 @@ _NO_PRICES: Mapping[tuple[str, str, int], LegPrices] = {}
 ZERO = Decimal(0)
 _BUY, _SELL, _SWAP = Side.BUY, Side.SELL, Side.SWAP
 _R_BUY, _R_SELL, _R_SEND, _R_RECEIVE = LegRole.BUY, LegRole.SELL, LegRole.SEND, LegRole.RECEIVE
-_leg = tuple.__new__  # Leg(...) from all twelve fields, without the NamedTuple keyword-parsing __new__
 
 
 class WalletTx(Protocol):
@@ -106,10 +106,10 @@ class ShardState:
         out: list[Moment] = []
         watched, prices, hooks = self.ctx.watched, self.ctx.prices, self._on_tick
         for ticks in slot_ticks:  # (hooks may unwatch a mint, never watch one: checked as we go)
-            mint = ticks.mint
+            mint = ticks[0]  # SlotTicks: a NamedTuple, whose attribute reads are slow in 3.11
             if mint not in watched:
                 continue
-            prices[mint] = ticks.close
+            prices[mint] = ticks[6]  # .close
             for hook in hooks:
                 found = hook(ticks)
                 if found:
@@ -170,19 +170,18 @@ class ShardState:
             price = trade.price_usd
             if side is _SWAP:
                 lp = leg_prices.get((sig, wallet, ix))
-                p_mint = lp.mint if lp else None
-                p_quote = lp.quote if lp else None
+                p_mint, p_quote = lp if lp else (None, None)  # LegPrices (mint, quote)
                 dispose(wallet, quote, quote_amount)
-                leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_SELL, quote, quote_amount, p_quote,
-                                 p_mint is None and p_quote is not None, None, False))
+                leg = make_leg(wallet, sig, ix, slot, time, _R_SELL, quote, quote_amount, p_quote,
+                                 p_mint is None and p_quote is not None, None, False)
                 for hook in sell_hooks:
                     found = hook(leg)
                     if found:
                         out += found
                 opened = acquire(wallet, mint, amount, None if p_mint is None else amount * p_mint, key,
                                  slot, time, None if p_mint is None else (sig, p_mint))
-                leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_BUY, mint, amount, p_mint, p_mint is not None, key,
-                                 opened))
+                leg = make_leg(wallet, sig, ix, slot, time, _R_BUY, mint, amount, p_mint, p_mint is not None, key,
+                                 opened)
                 for hook in buy_hooks:
                     found = hook(leg)
                     if found:
@@ -191,31 +190,31 @@ class ShardState:
             if price is None:
                 lp = leg_prices.get((sig, wallet, ix))
                 if lp is not None:
-                    price = lp.mint
+                    price = lp[0]  # LegPrices.mint
             if side is _BUY:
                 if price is None:
                     opened = acquire(wallet, mint, amount, None, key, slot, time, None)
                 else:
                     opened = acquire(wallet, mint, amount, quote_amount if quote in STABLECOINS else amount * price,
                                      key, slot, time, (sig, price))
-                leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_BUY, mint, amount, price, price is not None, key,
-                                 opened))
+                leg = make_leg(wallet, sig, ix, slot, time, _R_BUY, mint, amount, price, price is not None, key,
+                                 opened)
                 for hook in buy_hooks:
                     found = hook(leg)
                     if found:
                         out += found
                 dispose(wallet, quote, quote_amount)
                 if send_hooks:
-                    leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_SEND, quote, quote_amount, None, False, None,
-                                     False))
+                    leg = make_leg(wallet, sig, ix, slot, time, _R_SEND, quote, quote_amount, None, False, None,
+                                     False)
                     for hook in send_hooks:
                         found = hook(leg)
                         if found:
                             out += found
             else:
                 dispose(wallet, mint, amount)
-                leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_SELL, mint, amount, price, price is not None, None,
-                                 False))
+                leg = make_leg(wallet, sig, ix, slot, time, _R_SELL, mint, amount, price, price is not None, None,
+                                 False)
                 for hook in sell_hooks:
                     found = hook(leg)
                     if found:
@@ -223,8 +222,8 @@ class ShardState:
                 value = None if price is None else (quote_amount if quote in STABLECOINS else amount * price)
                 acquire(wallet, quote, quote_amount, value, f"{key}:q", slot, time)
                 if receive_hooks:
-                    leg = _leg(Leg, (wallet, sig, ix, slot, time, _R_RECEIVE, quote, quote_amount, None, False, None,
-                                     False))
+                    leg = make_leg(wallet, sig, ix, slot, time, _R_RECEIVE, quote, quote_amount, None, False, None,
+                                     False)
                     for hook in receive_hooks:
                         found = hook(leg)
                         if found:

@@ -23,6 +23,7 @@ __all__ = ["BadRoute"]
 
 _BUY = LegRole.BUY
 _new_tuple = tuple.__new__  # RefRequest(...) without the NamedTuple keyword-parsing __new__
+_new = object.__new__
 
 RULE = ("p_ref = median of other wallets' ticks within +/- window; pct = (p_exec - p_ref) / p_ref for a BUY, "
         "(p_ref - p_exec) / p_ref for a SELL; usd = amount * |p_exec - p_ref|")
@@ -96,14 +97,17 @@ class BadRoute(Detector):
         key = f"{wallet}|{mint}|{leg.signature}"
         pending = self.pending
         if key not in pending:
-            pending[key] = _Pending(key, leg)
+            p = pending[key] = _new(_Pending)  # _Pending(key, leg) without the class call
+            p.key, p.wallet, p.mint, p.sig, p.slot, p.t = key, wallet, mint, leg.signature, leg.slot, leg.time
+            p.buy, p.amount, p.p_exec = leg.role is _BUY, leg.amount, price
             ctx = self.ctx
             ctx.reference_requests.append(_new_tuple(RefRequest, (ctx.shard_id, key, mint, leg.time, wallet)))
         return []
 
     def on_reference(self, answer: RefAnswer) -> None:
-        if answer.key in self.pending:
-            self.answered.append((answer.key, answer.reference))
+        _, key, reference = answer  # RefAnswer (NamedTuple attribute reads are slow in 3.11)
+        if key in self.pending:
+            self.answered.append((key, reference))
 
     def on_watermark(self, wm: Watermark) -> list[Moment]:
         if not self.answered:

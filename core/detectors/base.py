@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from decimal import Context, Decimal
 from enum import StrEnum
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 from core.mints import STABLECOINS
 from core.models import Moment, MomentKind, MomentStatus, moment_id
@@ -36,6 +36,7 @@ from core.windows import Watermark
 __all__ = [
     "LegRole",
     "Leg",
+    "make_leg",
     "ShardContext",
     "Detector",
     "build_moment",
@@ -61,29 +62,54 @@ class LegRole(StrEnum):
     SEND = "SEND"  # quote paid for a BUY, or a transfer out
 
 
-class Leg(NamedTuple):
-    """One change of a wallet's holdings of `mint`, as the shard applied it.
+class Leg:
+    """One change of a wallet's holdings of `mint`, as the shard applied it."""
 
-    A tuple (the shard makes one or two per trade): `ShardState.apply` builds it with
-    `tuple.__new__(Leg, (...all twelve fields...))`, which skips the keyword-parsing
-    `__new__`."""
+    __slots__ = ("wallet", "signature", "ix", "slot", "time", "role", "mint", "amount", "price_usd", "judged",
+                 "lot_key", "opened_entry")
 
-    wallet: str
-    signature: str
-    ix: int
-    slot: int
-    time: int
-    role: LegRole
-    mint: str
-    amount: Decimal
-    price_usd: Decimal | None  # USD per unit of `mint`; None = unpriceable
-    judged: bool = False  # the leg BAD_ROUTE judges for this trade
-    lot_key: str | None = None  # BUY: the lot it created
-    opened_entry: bool = False  # BUY: it opened the position's entry (RUG)
+    def __init__(
+        self,
+        wallet: str,
+        signature: str,
+        ix: int,
+        slot: int,
+        time: int,
+        role: LegRole,
+        mint: str,
+        amount: Decimal,
+        price_usd: Decimal | None,  # USD per unit of `mint`; None = unpriceable
+        judged: bool = False,  # the leg BAD_ROUTE judges for this trade
+        lot_key: str | None = None,  # BUY: the lot it created
+        opened_entry: bool = False,  # BUY: it opened the position's entry (RUG)
+    ) -> None:
+        self.wallet, self.signature, self.ix, self.slot, self.time = wallet, signature, ix, slot, time
+        self.role, self.mint, self.amount, self.price_usd = role, mint, amount, price_usd
+        self.judged, self.lot_key, self.opened_entry = judged, lot_key, opened_entry
 
     def __repr__(self) -> str:
         return (f"Leg({self.role.value} {self.amount} {self.mint[:6]} @ {self.price_usd} by {self.wallet[:6]} "
                 f"in {self.signature[:8]}:{self.ix})")
+
+
+def make_leg(wallet: str, signature: str, ix: int, slot: int, time: int, role: LegRole, mint: str, amount: Decimal,
+             price_usd: Decimal | None, judged: bool, lot_key: str | None, opened_entry: bool) -> Leg:
+    """`Leg(...)` with every field given: a plain call plus slot stores is cheaper than a
+    class call (`type.__call__` → `__init__`), and the shard makes one or two per trade."""
+    leg = _new(Leg)
+    leg.wallet = wallet
+    leg.signature = signature
+    leg.ix = ix
+    leg.slot = slot
+    leg.time = time
+    leg.role = role
+    leg.mint = mint
+    leg.amount = amount
+    leg.price_usd = price_usd
+    leg.judged = judged
+    leg.lot_key = lot_key
+    leg.opened_entry = opened_entry
+    return leg
 
 
 class ShardContext:

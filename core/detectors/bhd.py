@@ -26,7 +26,7 @@ __all__ = ["BagHolderDrawdown"]
 
 _LATE = Decimal("1.000000000001")
 _BUY = LegRole.BUY
-_OPEN = MomentStatus.OPEN
+_OPEN, _FINAL = MomentStatus.OPEN, MomentStatus.FINAL
 _BHD = MomentKind.BHD
 heappush, heappop = heapq.heappush, heapq.heappop
 RULE = "pct = (p_low - p_entry) / p_entry; usd = held * (p_entry - p_low)"
@@ -105,7 +105,7 @@ class BagHolderDrawdown(Detector):
 
     def _p_cross(self, p_entry: Decimal, held: Decimal) -> Decimal:
         """Highest price at which `held` units bought at `p_entry` would cross (≤ 0: never)."""
-        return min(p_entry * self._factor, p_entry - self.th.bhd_min_usd / held)
+        return min(p_entry * self._factor, p_entry - self._min_usd / held)
 
     def on_trade(self, leg: Leg) -> list[Moment]:
         price = leg.price_usd
@@ -139,7 +139,7 @@ class BagHolderDrawdown(Detector):
         return []
 
     def on_tick(self, ticks: SlotTicks) -> list[Moment]:
-        mint, low, now = ticks.mint, ticks.low, ticks.block_time
+        mint, _, now, _, _, low, _ = ticks  # SlotTicks (NamedTuple attribute reads are slow in 3.11)
         out: list[Moment] = []
         remaining = self.ctx.positions.remaining
         crossed = self.crossed.get(mint)
@@ -200,7 +200,7 @@ class BagHolderDrawdown(Detector):
 
     def _meets(self, p_entry: Decimal, low: Decimal, held: Decimal) -> bool:
         drop = p_entry - low
-        return -drop / p_entry <= self.th.bhd_max_pct and held * drop >= self.th.bhd_min_usd
+        return -drop / p_entry <= self._max_pct and held * drop >= self._min_usd
 
     def on_watermark(self, wm: Watermark) -> list[Moment]:
         heap = self.timers._heap  # peek without a call: this runs every slot
@@ -215,7 +215,7 @@ class BagHolderDrawdown(Detector):
             if w is None:
                 continue
             if w.crossed:
-                out.append(self._moment(w, MomentStatus.FINAL, end, "final"))
+                out.append(self._moment(w, _FINAL, end, "final"))
             self._drop(w)
         return out
 

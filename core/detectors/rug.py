@@ -6,7 +6,18 @@ from decimal import Decimal
 from typing import Any
 
 from core.detectors._rug_book import Group, MintRug, Watch
-from core.detectors.base import ZERO, Detector, Leg, LegRole, ShardContext, build_moment, clamp01, explain_text
+from core.detectors.base import (
+    ONE,
+    ZERO,
+    Detector,
+    Leg,
+    LegRole,
+    ShardContext,
+    clamp01,
+    decimal_text,
+    explain_text,
+    make_moment,
+)
 from core.models import Moment, MomentKind, MomentStatus, moment_id
 from core.oracle import SlotTicks
 from core.windows import TimerQueue, Watermark
@@ -14,6 +25,8 @@ from core.windows import TimerQueue, Watermark
 __all__ = ["RugPull"]
 
 _BUY = LegRole.BUY
+_OPEN, _FINAL = MomentStatus.OPEN, MomentStatus.FINAL
+_RUG = MomentKind.RUG
 RULE = "pct = (p_now - p_high) / p_high; usd = cost_basis_held - held_with_basis * p_now"
 class RugPull(Detector):
     """RUG — per (wallet, mint) holding episode, from its entry BUY (the first priced BUY
@@ -49,6 +62,7 @@ class RugPull(Detector):
         th = self.th
         self._factor = 1 + th.rug_max_pct
         self._min_cost = th.rug_min_cost_usd
+        self._confirm_s = th.rug_confirm_s
         self._thresholds = explain_text(
             {"max_pct": th.rug_max_pct, "confirm_s": th.rug_confirm_s, "min_cost_usd": th.rug_min_cost_usd})
         self.watches: dict[str, Watch] = {}  # "wallet|mint" -> watch
@@ -78,7 +92,7 @@ class RugPull(Detector):
             return []
         pos = self.ctx.positions.position(wallet, mint)
         entry = None if pos is None else pos.entry
-        if entry is None or entry.signature != w.sig:
+        if entry is None or entry[0] != w.sig:  # Entry.signature
             return self._end(w, "exited", leg.time)
         eligible = pos.basis_cost >= self._min_cost  # type: ignore[union-attr]
         group = w.group
@@ -93,17 +107,17 @@ class RugPull(Detector):
         self._detach(ms, w)
         ms.park(w, group.p_high, leg.slot)  # type: ignore[union-attr]
         if group.candidate:  # type: ignore[union-attr]  # no longer holds enough to be a rug victim
-            return [self._moment(w, group, MomentStatus.OPEN, leg.time, "below_min_cost")]  # type: ignore[arg-type]
+            return [self._moment(w, group, _OPEN, leg.time, "below_min_cost")]  # type: ignore[arg-type]
         return []
 
     def on_tick(self, ticks: SlotTicks) -> list[Moment]:
-        ms = self.mints.get(ticks.mint)
+        mint, slot, now, _, high, _, close = ticks  # SlotTicks (NamedTuple attribute reads are slow in 3.11)
+        ms = self.mints.get(mint)
         if ms is None:
             return []
-        high, close, now = ticks.high, ticks.close, ticks.block_time
         ms.p_now, ms.t_now = close, now
         if ms.parked:
-            ms.push_high(ticks.slot, high)
+            ms.push_high(slot, high)
         keys = ms.keys
         if keys and keys[0] < high:
             ms.raise_to(high)
@@ -119,16 +133,16 @@ class RugPull(Detector):
             elif close < group.p_low:
                 group.p_low = close
                 for w in group.members.values():
-                    out.append(self._moment(w, group, MomentStatus.OPEN, now, "collapsed"))
+                    out.append(self._moment(w, group, _OPEN, now, "collapsed"))
         for group in ms.collapsed(close, factor):
-            group.candidate, group.since, group.deadline, group.p_low = True, now, now + self.th.rug_confirm_s, close
+            group.candidate, group.since, group.deadline, group.p_low = True, now, now + self._confirm_s, close
             ms.cands[group.gid] = group
             self.groups[group.gid] = group
             self.timers.push(group.deadline, str(group.gid))
             for w in group.members.values():
                 if not w.detected_at:
                     w.detected_at = now
-                out.append(self._moment(w, group, MomentStatus.OPEN, now, "collapsed"))
+                out.append(self._moment(w, group, _OPEN, now, "collapsed"))
         return out
 
     def on_watermark(self, wm: Watermark) -> list[Moment]:
@@ -144,7 +158,7 @@ class RugPull(Detector):
             if group is None:
                 continue  # recovered or emptied before its deadline
             for w in list(group.members.values()):
-                out.append(self._moment(w, group, MomentStatus.FINAL, deadline, "confirmed"))
+                out.append(self._moment(w, group, _FINAL, deadline, "confirmed"))
                 self._forget(w)
         return out
 
@@ -174,14 +188,14 @@ class RugPull(Detector):
         del ms.cands[group.gid]
         self.groups.pop(group.gid, None)
         for w in group.members.values():
-            out.append(self._moment(w, group, MomentStatus.OPEN, now, "recovered"))
+            out.append(self._moment(w, group, _OPEN, now, "recovered"))
             self._insert(ms, w, group.p_high)
 
     def _end(self, w: Watch, state: str, now: int) -> list[Moment]:
         group = w.group
         out = []
         if group is not None and group.candidate:
-            out.append(self._moment(w, group, MomentStatus.OPEN, now, state, exited=True))
+            out.append(self._moment(w, group, _OPEN, now, state, exited=True))
         self._forget(w)
         return out
 
@@ -195,19 +209,22 @@ class RugPull(Detector):
 
     def _moment(self, w: Watch, group: Group, status: MomentStatus, updated_at: int, state: str, *,
                 exited: bool = False) -> Moment:
-        if w.mid is None:
-            w.mid = moment_id(MomentKind.RUG, w.wallet, w.mint, w.sig)
+        mid = w.mid
+        if mid is None:
+            mid = w.mid = moment_id(_RUG, w.wallet, w.mint, w.sig)
         amount, cost = (ZERO, ZERO) if exited else self.ctx.positions.basis(w.wallet, w.mint)
         p_now = self.mints[w.mint].p_now
         p_high = group.p_high
         pct = (p_now - p_high) / p_high
-        return build_moment(
-            MomentKind.RUG, mid=w.mid, wallet=w.wallet, mint=w.mint, sig_ref=w.sig, slot_ref=w.slot, pct=pct,
-            usd=cost - amount * p_now, severity=self.severity(pct, ZERO), window=(w.t, group.deadline),
-            status=status, detected_at=w.detected_at, updated_at=updated_at, rule=RULE,
-            inputs={"p_high": p_high, "p_now": p_now, "cost_basis_held": cost, "held_with_basis": amount,
-                    "t_entry": w.t, "crossed_at": group.since or None},
-            thresholds=self._thresholds, state=state,
+        neg = -pct
+        text = decimal_text
+        return make_moment(
+            mid, _RUG, w.wallet, w.mint, w.sig, w.slot, pct, cost - amount * p_now,
+            ZERO if neg < ZERO else ONE if neg > ONE else neg,  # severity = min(1, -pct)
+            w.t, group.deadline, status, w.detected_at, updated_at, RULE,
+            {"p_high": text(p_high), "p_now": text(p_now), "cost_basis_held": text(cost),
+             "held_with_basis": text(amount), "t_entry": w.t, "crossed_at": group.since or None},
+            self._thresholds, state,
         )
 
     # -- checkpoints ----------------------------------------------------------------------

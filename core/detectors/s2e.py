@@ -26,7 +26,7 @@ __all__ = ["SoldTooEarly"]
 
 _EARLY = Decimal("0.999999999999")
 _SELL = LegRole.SELL
-_OPEN = MomentStatus.OPEN
+_OPEN, _FINAL = MomentStatus.OPEN, MomentStatus.FINAL
 _S2E = MomentKind.S2E
 heappush, heappop = heapq.heappush, heapq.heappop
 RULE = "pct = (p_peak - p_exit) / p_exit; usd = q * (p_peak - p_exit)"
@@ -84,6 +84,7 @@ class SoldTooEarly(Detector):
         th = self.th
         self._pct_factor = 1 + th.s2e_min_pct
         self._min_usd = th.s2e_min_usd
+        self._min_pct = th.s2e_min_pct
         self._window = th.s2e_window_s
         self._thresholds = explain_text(
             {"min_pct": th.s2e_min_pct, "min_usd": th.s2e_min_usd, "window_s": th.s2e_window_s})
@@ -128,7 +129,7 @@ class SoldTooEarly(Detector):
         return []
 
     def on_tick(self, ticks: SlotTicks) -> list[Moment]:
-        mint, high, now = ticks.mint, ticks.high, ticks.block_time
+        mint, _, now, _, high, _, _ = ticks  # SlotTicks (NamedTuple attribute reads are slow in 3.11)
         out: list[Moment] = []
         crossed = self.crossed.get(mint)
         if crossed and crossed[0][0] < high:  # crossed watches whose peak this slot beats
@@ -146,8 +147,7 @@ class SoldTooEarly(Detector):
                 heappush(crossed, item)
         heap = self.pending.get(mint)
         if heap and heap[0][0] <= high:
-            th = self.th
-            min_pct, min_usd = th.s2e_min_pct, th.s2e_min_usd
+            min_pct, min_usd = self._min_pct, self._min_usd
             retry = []
             watches = self.watches
             while heap and heap[0][0] <= high:
@@ -184,7 +184,7 @@ class SoldTooEarly(Detector):
                 continue
             mint = w.mint
             if w.crossed:
-                out.append(self._moment(w, MomentStatus.FINAL, end, "final"))
+                out.append(self._moment(w, _FINAL, end, "final"))
             self._release(mint)
         return out
 
