@@ -196,25 +196,7 @@ class PriceBook:
                 book = mints.get(mint)
                 if book is None:
                     book = mints[mint] = MintBook()
-                # book.add_at(tick, price, amount, block_time, minute, keep), inlined
-                book.last = price
-                book.last_time = block_time
-                candle = book.candles.get(minute)
-                if candle is None:
-                    book.candles[minute] = Candle(minute, price, price, price, price, amount, 1)
-                else:
-                    if price > candle.high:
-                        candle.high = price
-                    elif price < candle.low:
-                        candle.low = price
-                    candle.close = price
-                    candle.volume += amount
-                    candle.count += 1
-                recent = book.recent
-                recent.append(tick)
-                if recent[0].block_time < keep:
-                    while recent and recent[0].block_time < keep:
-                        recent.popleft()
+                book.add_at(tick, price, amount, block_time, minute, keep)
                 ticks = by_mint.get(mint)
                 if ticks is None:
                     by_mint[mint] = [tick]
