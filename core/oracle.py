@@ -48,7 +48,7 @@ from core.ticks import (
     new_tick,
     reference_price,
 )
-from core.ticks import _set_amount, _set_mint, _set_price, _set_sig, _set_slot, _set_time, _set_wallet
+from core.ticks import TickBuilder
 from core.windows import Watermark, minute_of
 
 __all__ = [
@@ -185,14 +185,15 @@ class PriceBook:
                     priced.append((trade, price))
             for trade, price in priced:
                 mint, amount = trade.mint, trade.amount
-                tick = _new(Tick)  # new_tick(mint, price, amount, slot, block_time, wallet, signature), inlined
-                _set_mint(tick, mint)
-                _set_price(tick, price)
-                _set_amount(tick, amount)
-                _set_slot(tick, slot)
-                _set_time(tick, block_time)
-                _set_wallet(tick, trade.wallet)
-                _set_sig(tick, trade.signature)
+                tick = _new(TickBuilder)  # new_tick(mint, price, amount, slot, block_time, wallet, signature), inlined
+                tick.mint = mint
+                tick.price_usd = price
+                tick.amount = amount
+                tick.slot = slot
+                tick.block_time = block_time
+                tick.wallet = trade.wallet
+                tick.signature = trade.signature
+                tick.__class__ = Tick
                 book = mints.get(mint)
                 if book is None:
                     book = mints[mint] = MintBook()

@@ -119,7 +119,9 @@ class Positions:
             mints = self._wallets[wallet] = {}
         pos = mints.get(mint)
         if pos is None:
-            pos = mints[mint] = Position()
+            pos = mints[mint] = _new(Position)  # Position() without the class call
+            pos.lots, pos.head, pos.by_key, pos.entry = [], 0, {}, None
+            pos.amount = pos.basis_amount = pos.basis_cost = ZERO
         lot = _new(Lot)  # Lot(key, amount, cost, slot, time) without the class call
         lot.key = key
         lot.amount = amount

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from core._frozen import builder
 from core.models import Tick
 from core.snapshot import decode_tick, encode_tick
 
@@ -109,23 +110,23 @@ class RefAnswer(NamedTuple):
 
 
 _new = object.__new__
-(_set_mint, _set_price, _set_amount, _set_slot, _set_time, _set_wallet, _set_sig) = (
-    Tick.__dict__[name].__set__ for name in Tick.__slots__)  # type: ignore[attr-defined]
+TickBuilder = builder(Tick)  # see core._frozen
 
 
 def new_tick(mint: str, price_usd: Decimal, amount: Decimal, slot: int, block_time: int, wallet: str,
              signature: str) -> Tick:
-    """`Tick(...)`, built through the slot descriptors: a frozen dataclass's own __init__
-    pays an `object.__setattr__` lookup per field, and the oracle makes one per priced trade."""
-    tick = _new(Tick)
-    _set_mint(tick, mint)
-    _set_price(tick, price_usd)
-    _set_amount(tick, amount)
-    _set_slot(tick, slot)
-    _set_time(tick, block_time)
-    _set_wallet(tick, wallet)
-    _set_sig(tick, signature)
-    return tick
+    """`Tick(...)` without a frozen dataclass's per-field `object.__setattr__` (see
+    `core._frozen`): the oracle makes one per priced trade."""
+    tick = _new(TickBuilder)
+    tick.mint = mint
+    tick.price_usd = price_usd
+    tick.amount = amount
+    tick.slot = slot
+    tick.block_time = block_time
+    tick.wallet = wallet
+    tick.signature = signature
+    tick.__class__ = Tick
+    return tick  # type: ignore[no-any-return]
 
 
 def reference_price(

@@ -26,6 +26,7 @@ from decimal import Context, Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from core._frozen import builder
 from core.mints import STABLECOINS
 from core.models import Moment, MomentKind, MomentStatus, moment_id
 from core.oracle import MintHistory, RefAnswer, RefRequest, SlotTicks
@@ -218,9 +219,7 @@ def explain_text(values: dict[str, Any]) -> dict[str, Any]:
 
 
 _new = object.__new__
-_MOMENT_SET = tuple(Moment.__dict__[name].__set__ for name in Moment.__slots__)  # type: ignore[attr-defined]
-(_set_id, _set_kind, _set_wallet, _set_mint, _set_severity, _set_pct, _set_usd, _set_start, _set_end, _set_sig,
- _set_slot, _set_status, _set_detected, _set_updated, _set_explain) = _MOMENT_SET
+_MomentBuilder = builder(Moment)
 
 
 def build_moment(
@@ -264,28 +263,27 @@ def make_moment(
     if usd < ZERO:
         usd = ZERO
     text = decimal_text
-    # A frozen dataclass's __init__ sets each field through object.__setattr__; the slot
-    # descriptors do the same job without the per-field lookups (same object, same fields).
-    m = _new(Moment)
-    _set_id(m, mid)
-    _set_kind(m, kind)
-    _set_wallet(m, wallet)
-    _set_mint(m, mint)
-    _set_severity(m, _quantize(severity, _Q4))
-    _set_pct(m, _quantize(pct, _Q8))
-    _set_usd(m, _quantize(usd, _Q8))
-    _set_start(m, start)
-    _set_end(m, end)
-    _set_sig(m, sig_ref)
-    _set_slot(m, slot_ref)
-    _set_status(m, status)
-    _set_detected(m, detected_at)
-    _set_updated(m, updated_at)
-    _set_explain(m, {
+    m = _new(_MomentBuilder)  # `Moment(...)` without a frozen __init__ (see core._frozen)
+    m.id = mid
+    m.kind = kind
+    m.wallet = wallet
+    m.mint = mint
+    m.severity = _quantize(severity, _Q4)
+    m.pct = _quantize(pct, _Q8)
+    m.usd_value = _quantize(usd, _Q8)
+    m.window_start = start
+    m.window_end = end
+    m.sig_ref = sig_ref
+    m.slot_ref = slot_ref
+    m.status = status
+    m.detected_at = detected_at
+    m.updated_at = updated_at
+    m.explain = {
         "rule": rule,
         "inputs": inputs_text,
         "thresholds": thresholds.copy(),
         "result": {"pct": text(pct), "usd": text(usd), "severity": text(severity)},
         "state": state,
-    })
-    return m
+    }
+    m.__class__ = Moment
+    return m  # type: ignore[no-any-return]

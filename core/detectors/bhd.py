@@ -28,6 +28,7 @@ _LATE = Decimal("1.000000000001")
 _BUY = LegRole.BUY
 _OPEN, _FINAL = MomentStatus.OPEN, MomentStatus.FINAL
 _BHD = MomentKind.BHD
+_new = object.__new__
 heappush, heappop = heapq.heappush, heapq.heappop
 RULE = "pct = (p_low - p_entry) / p_entry; usd = held * (p_entry - p_low)"
 
@@ -122,7 +123,11 @@ class BagHolderDrawdown(Detector):
         if wid in watches:
             return []
         end = leg.time + self._window
-        watches[wid] = _Watch(wid, leg, end)
+        w = watches[wid] = _new(_Watch)  # _Watch(wid, leg, end) without the class call
+        w.wid, w.wallet, w.mint, w.sig, w.slot, w.t, w.end, w.lot, w.q, w.p_entry = (
+            wid, leg.wallet, mint, leg.signature, leg.slot, leg.time, end, leg.lot_key, leg.amount, price)
+        w.crossed, w.trough, w.trough_time, w.held, w.detected_at, w.mid, w.texts = (
+            False, ZERO, 0, ZERO, 0, None, None)
         self.seq = seq = self.seq + 1
         item = (-(p_cross * _LATE), seq, wid)
         heap = self.pending.get(mint)

@@ -28,6 +28,7 @@ _EARLY = Decimal("0.999999999999")
 _SELL = LegRole.SELL
 _OPEN, _FINAL = MomentStatus.OPEN, MomentStatus.FINAL
 _S2E = MomentKind.S2E
+_new = object.__new__
 heappush, heappop = heapq.heappush, heapq.heappop
 RULE = "pct = (p_peak - p_exit) / p_exit; usd = q * (p_peak - p_exit)"
 
@@ -113,7 +114,10 @@ class SoldTooEarly(Detector):
         by_usd = price + self._min_usd / leg.amount
         p_cross = (by_usd if by_usd > by_pct else by_pct) * _EARLY  # max(by_pct, by_usd)
         end = leg.time + self._window
-        watches[wid] = _Watch(wid, leg, end, p_cross)
+        w = watches[wid] = _new(_Watch)  # _Watch(wid, leg, end, p_cross) without the class call
+        w.wid, w.wallet, w.mint, w.sig, w.slot, w.t, w.end, w.q, w.p_exit, w.p_cross = (
+            wid, wallet, mint, sig, leg.slot, leg.time, end, leg.amount, price, p_cross)
+        w.crossed, w.peak, w.peak_time, w.detected_at, w.mid, w.texts = False, ZERO, 0, 0, None, None
         self.seq = seq = self.seq + 1
         heap = self.pending.get(mint)
         if heap is None:
