@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # settings are only read by the composition root
 
 __all__ = ["PipelineConfig", "actor_name", "actor_options", "checkpoint_id", "setup_logging", "ACTOR_KINDS"]
 
-ACTOR_KINDS = ("supervisor", "ingest", "fetch", "prices", "shard", "sink")
+ACTOR_KINDS = ("supervisor", "ingest", "fetch", "prices", "shard", "sink", "analyze")
 _RESTARTS = 100  # finite: a crash loop ends, a flaky node does not
 
 
@@ -38,6 +38,8 @@ class PipelineConfig:
     dsn: str | None = None  # None: in-memory sink, checkpoints only in memory
     resume: bool = True  # restore the latest PostgreSQL checkpoint at start (with a dsn)
     namespace: str | None = None  # Ray namespace of the actors (None: the driver's)
+    lane: str = "oof"  # actor-name prefix: `oof:shard-00` for the live pipeline, `oof-analyze:…` for jobs
+    checkpoints: bool = True  # store barriers in PostgreSQL (with a dsn); a job lane starts fresh every run
     checkpoint_every_batches: int = 64  # also checkpoint this often: bounds the replay buffer
     max_batch_delay_s: float = 0.05  # a partial batch waits at most this long (live latency)
     flush_idle_s: float = 0.5  # live sources: run a held-back slot after this long without input
@@ -61,18 +63,18 @@ def setup_logging(log_setup: Callable[[], None] | None) -> None:
         log_setup()
 
 
-def actor_name(kind: str, index: int | None = None) -> str:
+def actor_name(kind: str, index: int | None = None, lane: str = "oof") -> str:
     """`oof:ingest`, `oof:shard-03`, `oof:prices-1`: readable in the Ray dashboard."""
     if kind == "shard":
-        return f"oof:shard-{index:02d}"
+        return f"{lane}:shard-{index:02d}"
     if kind == "prices":
-        return f"oof:prices-{index}"
-    return f"oof:{kind}"
+        return f"{lane}:prices-{index}"
+    return f"{lane}:{kind}"
 
 
 def actor_options(config: PipelineConfig, kind: str, index: int | None = None) -> dict[str, Any]:
     options: dict[str, Any] = {
-        "name": actor_name(kind, index),
+        "name": actor_name(kind, index, config.lane),
         "num_cpus": round(config.cpu_budget / config.actor_count, 4),
         "max_restarts": _RESTARTS,
         "max_task_retries": 3 if kind in ("fetch", "sink") else 0,

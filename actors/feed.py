@@ -110,7 +110,7 @@ class Feed:
                 self.counts["not_found"] += 1
                 continue
             results.append(result)
-        if not self.spec.live:
+        if not (self.spec.live or self.spec.fetch_block_times):
             return results  # a recording is replayed as recorded
         untimed = sorted({r["slot"] for r in results if r.get("blockTime") is None and isinstance(r.get("slot"), int)})
         if untimed:

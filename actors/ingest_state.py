@@ -41,7 +41,7 @@ class IngestCheckpoints:
     async def load(self, assembler: SlotAssembler) -> Base:
         """The stored checkpoint to resume from (restoring `assembler`), or an empty base."""
         cfg = self.config
-        if cfg.dsn is None or not cfg.resume:
+        if cfg.dsn is None or not cfg.resume or not cfg.checkpoints:
             return self.fresh()
         rows = await self.sink.load_checkpoints.remote(self.keys)
         if not rows:
@@ -68,7 +68,7 @@ class IngestCheckpoints:
     async def persist(self, planned: Planned, metas: list[Any], results: list[Any]) -> None:
         """Queue the barrier's write (after its moments: the sink pump keeps order)."""
         cfg, extra = self.config, planned.extra
-        if cfg.dsn is None or extra is None:
+        if cfg.dsn is None or extra is None or not cfg.checkpoints:
             return
         ingest = orjson.dumps({"format": "oof-ingest", "number": planned.number,
                                "assembler": extra["assembler"].decode()})

@@ -4,7 +4,8 @@
   source, or the configured recording (`ReplaySource`, file order);
 - `file`: a recording replayed in slot order, as `oof replay` reads it (`SlotOrderedFile`);
 - `items`: an in-memory list of inputs the engine accepts (raw results, ParsedTransactions,
-  TradeEvents) handed over as one Ray object — benchmarks and tests.
+  TradeEvents, or `RawTx` signatures still to fetch) handed over as one Ray object —
+  benchmarks, tests and analyze jobs (`actors.analyze`: a wallet's history, slot-ordered).
 For recordings, every fee payer in the file is tracked (what `oof replay` does) unless
 `tracked` says otherwise; live sources track the configured and stored (linked) wallets.
 """
@@ -39,6 +40,7 @@ class SourceSpec:
     items: Any = None  # ObjectRef of a list (kind "items")
     tracked: tuple[str, ...] | None = None  # None: the kind's default (see the module docstring)
     live_policy: LivePolicy | None = None
+    fetch_block_times: bool = False  # fill in missing block times through `oof:fetch` (live does always)
 
     @property
     def live(self) -> bool:

@@ -57,10 +57,12 @@ class Supervisor:
                        for j in range(cfg.shard_count)]
         self.ingest = IngestActor.options(**actor_options(cfg, "ingest")).remote(
             cfg, self.prices, self.shards, self.sink, self.fetch)
-        self.actors: dict[str, Any] = {actor_name("ingest"): self.ingest, actor_name("fetch"): self.fetch,
-                                       actor_name("sink"): self.sink,
-                                       **{actor_name("prices", k): a for k, a in enumerate(self.prices)},
-                                       **{actor_name("shard", j): a for j, a in enumerate(self.shards)}}
+        lane = cfg.lane
+        self.actors: dict[str, Any] = {actor_name("ingest", lane=lane): self.ingest,
+                                       actor_name("fetch", lane=lane): self.fetch,
+                                       actor_name("sink", lane=lane): self.sink,
+                                       **{actor_name("prices", k, lane): a for k, a in enumerate(self.prices)},
+                                       **{actor_name("shard", j, lane): a for j, a in enumerate(self.shards)}}
         self.seen: dict[str, str] = {}  # actor name -> last incarnation seen
         self.restarts: dict[str, int] = dict.fromkeys(self.actors, 0)
         self.task: asyncio.Task[dict[str, Any]] | None = None

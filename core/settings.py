@@ -40,6 +40,7 @@ __all__ = [
     "RateLimitSettings",
     "JupiterSettings",
     "PipelineSettings",
+    "AnalyzeSettings",
     "ApiSettings",
     "LogSettings",
     "Settings",
@@ -299,6 +300,21 @@ class PipelineSettings(BaseModel):
     queue_max_batches: int = Field(8, ge=1, description="batches buffered between stages before backpressure")
 
 
+class AnalyzeSettings(BaseModel):
+    """The runner of `POST /v1/analyze` jobs: each job's history goes through its own pipeline lane."""
+
+    model_config = _section()
+
+    enabled: bool = Field(True, description="`oof run` takes queued analyze jobs")
+    default_limit: int = Field(1000, ge=1, le=100_000, description="transactions per wallet when a job names none")
+    poll_s: float = Field(2.0, gt=0, description="how often an idle runner looks for queued jobs")
+    heartbeat_s: float = Field(10.0, gt=0, description="how often a running job reports progress")
+    stale_after_s: float = Field(120.0, gt=0, description="a running job silent this long was orphaned: requeue it")
+    max_attempts: int = Field(3, ge=1, description="tries before an interrupted job is marked failed")
+    shard_count: int = Field(1, ge=1, le=64, description="shard actors of the analyze lane")
+    price_shards: int = Field(1, ge=1, le=64, description="price actors of the analyze lane")
+
+
 class ApiSettings(BaseModel):
     model_config = _section()
 
@@ -334,6 +350,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings, description="rate limiting")
     jupiter: JupiterSettings = Field(default_factory=JupiterSettings, description="Jupiter price and quote API")
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings, description="streaming pipeline sizing")
+    analyze: AnalyzeSettings = Field(default_factory=AnalyzeSettings, description="analyze job runner")
     api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API")
     log: LogSettings = Field(default_factory=LogSettings, description="logging")
 

@@ -21,7 +21,7 @@ from core.models import Moment
 from core.settings import Settings, SolanaSettings
 from core.thresholds import Thresholds
 
-__all__ = ["Pipeline", "pipeline_config", "start", "replay_file", "init_ray"]
+__all__ = ["Pipeline", "pipeline_config", "start", "start_analyze_runner", "replay_file", "init_ray"]
 
 
 def init_ray(address: str | None = None, *, dashboard: bool = False, namespace: str = "oof") -> None:
@@ -79,6 +79,15 @@ def start(config: PipelineConfig, spec: SourceSpec, solana: SolanaSettings | Non
     supervisor = Supervisor.options(**actor_options(config, "supervisor")).remote(config, solana)
     ray.get(supervisor.start.remote(spec))
     return Pipeline(supervisor, config)
+
+
+def start_analyze_runner(settings: Settings, config: PipelineConfig, dsn: str, solana: SolanaSettings | None = None) -> Any:
+    """`oof:analyze` (in `config`'s namespace), taking queued analyze jobs at once; returns its handle."""
+    from actors.analyze import AnalyzeRunner, lane_config
+
+    options = {**actor_options(config, "analyze"), "max_task_retries": 0}
+    return AnalyzeRunner.options(**options).remote(settings.analyze, settings.database, dsn,
+                                                   solana or settings.solana, lane_config(config, settings.analyze))
 
 
 def replay_file(

@@ -1,4 +1,5 @@
-"""Gap backfill: which signatures of a wallet did we miss since its cursor (SOLANA_NOTES §3).
+"""Which signatures of a wallet to fetch: the gap since its cursor (SOLANA_NOTES §3), or its
+recent history for an analyze job.
 
 Page `getSignaturesForAddress(wallet, until=cursor, before=<oldest of the previous page>)`
 until a short page, then reverse to oldest-first. Fetching, dedup and advancing the cursor
@@ -13,7 +14,7 @@ import structlog
 
 from streams.rpc import SignatureInfo
 
-__all__ = ["SignaturePager", "missing_signatures", "missing_entries", "PAGE_LIMIT"]
+__all__ = ["SignaturePager", "missing_signatures", "missing_entries", "wallet_history", "PAGE_LIMIT"]
 
 PAGE_LIMIT = 1000  # the RPC maximum
 log = structlog.get_logger()
@@ -64,6 +65,23 @@ async def missing_entries(
             log.warning("backfill_truncated", wallet=wallet, kept=len(newest_first), until=until_sig)
             return _oldest_first(newest_first)
         before = page[-1].signature
+
+
+async def wallet_history(rpc: SignaturePager, wallet: str, limit: int) -> list[SignatureInfo]:
+    """The newest `limit` entries of `wallet`'s history (fewer if it is shorter), oldest first."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    newest_first: list[SignatureInfo] = []
+    before: str | None = None
+    while len(newest_first) < limit:
+        want = min(PAGE_LIMIT, limit - len(newest_first))
+        page = await rpc.get_signatures_for_address(wallet, before=before, limit=want)
+        fresh = [info for info in page if info.signature != before]
+        newest_first += fresh[: limit - len(newest_first)]
+        if len(page) < want or not fresh:  # the start of history (or a node ignoring `before`)
+            break
+        before = page[-1].signature
+    return _oldest_first(newest_first)
 
 
 def _oldest_first(newest_first: list[SignatureInfo]) -> list[SignatureInfo]:

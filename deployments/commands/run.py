@@ -2,7 +2,8 @@
 
 settings → PostgreSQL (embedded when there is no `DATABASE_URL`) → migrations → Ray (a
 local one, or `--address` of a cluster) → the actor pipeline over the configured source
-(default: the bundled recording) → the Serve API (`deployments.serve_app`). Moments are
+(default: the bundled recording) → the Serve API (`deployments.serve_app`) and, for a
+long-lived run, `oof:analyze` taking `POST /v1/analyze` jobs (`actors.analyze`). Moments are
 printed as they are found (new ones, and again when they become final). A recording ends
 with a summary; the API then keeps serving until Ctrl-C. `--no-api` (the default for a
 recording when stdin is not a terminal: scripts and CI) ends the command with the
@@ -72,15 +73,19 @@ def _serve(settings: Any, solana: Any, dsn: str, args: argparse.Namespace) -> in
     import ray
 
     from actors import SourceSpec
-    from deployments.pipeline import init_ray, pipeline_config, start
+    from deployments.pipeline import init_ray, pipeline_config, start, start_analyze_runner
 
     init_ray(args.address, dashboard=args.address is None)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
         signal.signal(sig, lambda *_: stopping.set())
-    pipeline = start(pipeline_config(settings, dsn=dsn), SourceSpec("settings", solana=solana))
+    config = pipeline_config(settings, dsn=dsn)
+    pipeline = start(config, SourceSpec("settings", solana=solana))
+    runner = None
     try:
         wanted = args.api if args.api is not None else solana.source != "replay" or sys.stdin.isatty()
+        if settings.analyze.enabled and (wanted or solana.source != "replay"):  # a long-lived run takes jobs
+            runner = start_analyze_runner(settings, config, dsn, settings.solana)
         api = _start_api(settings, dsn) if wanted else None
         summary = _watch(pipeline, stopping, finite=solana.source == "replay", api=api, dsn=dsn)
     except ray.exceptions.RayError as exc:  # the pipeline gave up: say why in one line
@@ -91,11 +96,23 @@ def _serve(settings: Any, solana: Any, dsn: str, args: argparse.Namespace) -> in
               file=sys.stderr)
         return 1
     finally:
+        if runner is not None:
+            _stop(runner)
         pipeline.shutdown()
         ray.shutdown()
     print(f"stopped after batch {summary.get('checkpoint_batch')} (final checkpoint stored)" if stopping.is_set()
           else "done")
     return 0
+
+
+def _stop(runner: Any) -> None:
+    import ray
+
+    try:
+        ray.get(runner.stop.remote(), timeout=30)
+    except Exception as exc:  # noqa: BLE001 - shutting down regardless; a running job is requeued later
+        print(f"oof run: the analyze runner did not stop cleanly ({type(exc).__name__})", file=sys.stderr)
+    ray.kill(runner, no_restart=True)
 
 
 def _start_api(settings: Any, dsn: str) -> str | None:

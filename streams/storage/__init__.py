@@ -21,6 +21,7 @@ from streams.storage.moments import (
     SequencedMoment,
     get_moment,
     list_moments,
+    moment_counts,
     moments_after_seq,
     upsert_moments,
 )
@@ -41,6 +42,7 @@ from streams.storage.users import (
     insert_wallet_link,
     linked_wallets,
     list_wallet_links,
+    requeue_stale_jobs,
     update_job_progress,
 )
 from streams.storage.wallets import WalletSource, track_wallets, tracked_wallets
@@ -60,6 +62,7 @@ __all__ = [
     "insert_wallet_link",
     "linked_wallets",
     "list_wallet_links",
+    "requeue_stale_jobs",
     "update_job_progress",
     "Candle",
     "Checkpoint",
@@ -76,6 +79,7 @@ __all__ = [
     "list_moments",
     "load_candles",
     "load_checkpoint",
+    "moment_counts",
     "moments_after_seq",
     "register_codecs",
     "resolve_dsn",

@@ -16,7 +16,10 @@ from core.models import Moment, MomentKind
 from streams.storage._db import Conn, db_call, rows_affected
 from streams.storage.rows import MOMENT_COLUMNS, moment_columns, moment_from_row, to_timestamptz
 
-__all__ = ["MomentCursor", "SequencedMoment", "upsert_moments", "get_moment", "list_moments", "moments_after_seq"]
+__all__ = [
+    "MomentCursor", "SequencedMoment", "upsert_moments", "get_moment", "list_moments", "moments_after_seq",
+    "moment_counts",
+]
 
 _TYPES = (
     "text", "text", "text", "text", "numeric", "numeric", "numeric", "timestamptz", "timestamptz",
@@ -142,3 +145,13 @@ async def moments_after_seq(
             after_seq, list(wallets), limit,
         )
     return [SequencedMoment(row["seq"], moment_from_row(row)) for row in rows]
+
+
+@db_call("could not count moments")
+async def moment_counts(conn: Conn, wallets: Sequence[str]) -> dict[str, int]:
+    """How many moments of each kind the database holds for `wallets`."""
+    rows = await conn.fetch(
+        "SELECT kind, count(*) AS n FROM moments WHERE wallet = ANY($1::text[]) GROUP BY kind ORDER BY kind",
+        list(wallets),
+    )
+    return {row["kind"]: row["n"] for row in rows}

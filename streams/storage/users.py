@@ -34,6 +34,7 @@ __all__ = [
     "insert_wallet_link",
     "linked_wallets",
     "list_wallet_links",
+    "requeue_stale_jobs",
     "update_job_progress",
 ]
 
@@ -223,14 +224,16 @@ async def get_job(conn: Conn, job_id: str) -> Job | None:
 
 @db_call("could not claim an analyze job")
 async def claim_next_job(conn: Conn) -> Job | None:
-    """Take the oldest queued job and mark it running; None when the queue is empty.
+    """Take the oldest queued job and mark it running (counting `progress.attempts`); None
+    when the queue is empty.
 
     SKIP LOCKED lets any number of workers claim concurrently: a row another claimer has
     locked is passed over, never handed out twice.
     """
     row = await conn.fetchrow(
         f"""
-        UPDATE analyze_jobs SET status = 'running', updated_at = now()
+        UPDATE analyze_jobs SET status = 'running', updated_at = now(),
+            progress = progress || jsonb_build_object('attempts', COALESCE((progress->>'attempts')::int, 0) + 1)
         WHERE id = (
             SELECT id FROM analyze_jobs WHERE status = 'queued'
             ORDER BY created_at, id
@@ -266,3 +269,27 @@ async def update_job_progress(
         job_id, json_text(dict(progress)), None if status is None else JobStatus(status).value, error,
     )
     return None if row is None else _job(row)
+
+
+@db_call("could not requeue stale analyze jobs")
+async def requeue_stale_jobs(conn: Conn, stale_after_s: float, max_attempts: int) -> tuple[list[str], list[str]]:
+    """Running jobs whose runner went quiet (no progress for `stale_after_s`): back to the queue,
+    or failed once they have been tried `max_attempts` times. Returns (requeued ids, failed ids).
+
+    A live runner reports progress (at least a heartbeat) far more often than `stale_after_s`,
+    so only a runner that died mid-job loses its job here, whichever process notices.
+    """
+    rows = await conn.fetch(
+        """
+        UPDATE analyze_jobs
+        SET status = CASE WHEN COALESCE((progress->>'attempts')::int, 0) >= $2 THEN 'failed' ELSE 'queued' END,
+            error = CASE WHEN COALESCE((progress->>'attempts')::int, 0) >= $2
+                         THEN 'the job was interrupted ' || $2 || ' times; giving up' ELSE error END,
+            updated_at = now()
+        WHERE status = 'running' AND updated_at < now() - make_interval(secs => $1)
+        RETURNING id, status
+        """,
+        float(stale_after_s), int(max_attempts),
+    )
+    requeued = [r["id"] for r in rows if r["status"] == "queued"]
+    return requeued, [r["id"] for r in rows if r["status"] == "failed"]

@@ -19,6 +19,7 @@ from streams.storage import (
     insert_wallet_link,
     linked_wallets,
     list_wallet_links,
+    requeue_stale_jobs,
     update_job_progress,
 )
 
@@ -81,10 +82,11 @@ async def test_job_lifecycle(conn: asyncpg.Connection) -> None:
 
     claimed = await claim_next_job(conn)
     assert claimed is not None and claimed.id == job.id and claimed.status is JobStatus.RUNNING
+    assert claimed.progress == {"limit": 50, "attempts": 1}
     assert await claim_next_job(conn) is None
 
     updated = await update_job_progress(conn, job.id, {"signatures": 10})
-    assert updated is not None and updated.progress == {"limit": 50, "signatures": 10}
+    assert updated is not None and updated.progress == {"limit": 50, "attempts": 1, "signatures": 10}
     done = await update_job_progress(conn, job.id, {"signatures": 12}, status=JobStatus.DONE)
     assert done is not None and done.status is JobStatus.DONE and done.progress["signatures"] == 12
     failed = await update_job_progress(conn, job.id, {}, status="failed", error="rpc unreachable")
@@ -138,3 +140,24 @@ async def test_two_claimers_never_get_the_same_job(pool: asyncpg.Pool, conn: asy
     assert not (set(a) & set(b) or set(a) & set(c) or set(b) & set(c))
     assert set(a) | set(b) | set(c) == ids
     assert a and b  # both really took part
+
+
+async def test_silent_running_jobs_are_requeued_then_given_up(conn: asyncpg.Connection) -> None:
+    await create_job(conn, "stale0", "alice", [WALLET])
+    claimed = await claim_next_job(conn)
+    assert claimed is not None and claimed.id == "stale0"
+
+    # A job that reported a moment ago is left alone: its runner is alive.
+    assert await requeue_stale_jobs(conn, stale_after_s=60, max_attempts=2) == ([], [])
+    await conn.execute("UPDATE analyze_jobs SET updated_at = now() - interval '2 minutes' WHERE id = 'stale0'")
+    assert await requeue_stale_jobs(conn, stale_after_s=60, max_attempts=2) == (["stale0"], [])
+    job = await get_job(conn, "stale0")
+    assert job is not None and job.status is JobStatus.QUEUED and job.error is None
+
+    again = await claim_next_job(conn)  # second attempt
+    assert again is not None and again.progress["attempts"] == 2
+    await conn.execute("UPDATE analyze_jobs SET updated_at = now() - interval '2 minutes' WHERE id = 'stale0'")
+    assert await requeue_stale_jobs(conn, stale_after_s=60, max_attempts=2) == ([], ["stale0"])
+    job = await get_job(conn, "stale0")
+    assert job is not None and job.status is JobStatus.FAILED
+    assert job.error == "the job was interrupted 2 times; giving up"

@@ -30,3 +30,16 @@ def test_checkpoint_keys_are_distinct_valid_rows_per_layout() -> None:
     assert all(0 <= shard < count for count, shard in keys)  # the table's CHECK constraint
     assert checkpoint_id("shard", 1, a) == (4, 1)  # shard rows keyed by the real shard count
     assert checkpoint_id("prices", 0, a) != checkpoint_id("prices", 0, b)  # another layout never reads it
+
+
+def test_a_lane_names_its_actors_apart_and_can_skip_checkpoints() -> None:
+    from actors.analyze import lane_config
+    from core.settings import AnalyzeSettings
+
+    live = PipelineConfig(shard_count=4, price_shards=2)
+    lane = lane_config(live, AnalyzeSettings(shard_count=2, price_shards=1))
+    assert (lane.shard_count, lane.price_shards, lane.lane) == (2, 1, "oof-analyze")
+    assert not lane.checkpoints and not lane.resume and live.checkpoints
+    assert actor_options(lane, "shard", 1)["name"] == "oof-analyze:shard-01"
+    assert actor_options(lane, "ingest")["name"] == "oof-analyze:ingest"
+    assert actor_options(live, "analyze")["name"] == "oof:analyze"

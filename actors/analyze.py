@@ -1,0 +1,178 @@
+"""`oof:analyze`: takes queued analyze jobs (`POST /v1/analyze`) and runs each through a lane.
+
+History has its own event time: fed into the live pipeline it would be late data (the live
+watermark is already past it). So a job runs through a second, small actor graph — the
+lane: `oof-analyze:supervisor`, `…:ingest`, `…:fetch`, `…:prices-0`, `…:shard-00`,
+`…:sink` (sizes from `analyze` settings) — made on the first job and reused. Every job
+starts it from an empty state and stores no checkpoint (a failed job is simply run
+again); its fetch actor fetches the transactions, its sink upserts transactions, trade
+events and moments into the same tables and NOTIFYs them, so SSE clients see them. Moment
+ids are deterministic and the sink never rolls a newer or final moment back, so a job
+overlapping what live detection found updates rows, never duplicates them.
+
+Known limit: a job's prices come only from the swaps in the fetched transactions (the
+wallets' own), not from the whole market of the time.
+
+The loop starts in the constructor, so a restarted runner (`max_restarts`) goes on by
+itself. Each poll first requeues jobs whose runner died (silent for `stale_after_s`), then
+claims the oldest queued job (`FOR UPDATE SKIP LOCKED`: several runners never share one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+import structlog
+from ray.exceptions import RayError
+
+from actors.analyze_job import JobRun, LaneFailed, OnStatus
+from actors.config import PipelineConfig, actor_options, setup_logging
+from actors.sources import SourceSpec
+from actors.supervisor import Supervisor
+from core.errors import OofError
+from core.settings import AnalyzeSettings, DatabaseSettings, SolanaSettings
+from streams import storage
+from streams.base import RawTx
+from streams.rpc import RpcClient
+
+__all__ = ["AnalyzeRunner", "RayLane", "lane_config"]
+
+log = structlog.get_logger("oof.analyze")
+_STATUS_EVERY_S = 1.0
+
+
+def lane_config(pipeline: PipelineConfig, analyze: AnalyzeSettings) -> PipelineConfig:
+    """The live pipeline's config, resized for jobs, renamed `oof-analyze`, without checkpoints."""
+    return dataclasses.replace(pipeline, shard_count=analyze.shard_count, price_shards=analyze.price_shards,
+                               lane=f"{pipeline.lane}-analyze", checkpoints=False, resume=False)
+
+
+class RayLane:
+    """The lane's supervisor, made on first use; `reset` kills it so the next job builds a new one."""
+
+    def __init__(self, config: PipelineConfig, solana: SolanaSettings) -> None:
+        self.config, self.solana = config, solana
+        self.supervisor: Any = None
+
+    async def run(self, items: list[RawTx], wallets: Sequence[str], on_status: OnStatus) -> dict[str, Any]:
+        if self.supervisor is None:
+            self.supervisor = Supervisor.options(**actor_options(self.config, "supervisor")).remote(
+                self.config, self.solana)
+        spec = SourceSpec("items", items=ray.put(items), tracked=tuple(wallets), fetch_block_times=True)
+        try:
+            await self.supervisor.start.remote(spec)
+            waiting = asyncio.ensure_future(_result(self.supervisor.wait.remote()))
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=_STATUS_EVERY_S)
+                if done:
+                    return waiting.result()
+                await on_status(await self.supervisor.status.remote())
+        except RayError as exc:
+            cause = _root_cause(exc)
+            if isinstance(cause, OofError):
+                raise cause from exc  # e.g. the Solana RPC is unreachable: the client may retry later
+            raise LaneFailed(f"{type(cause).__name__}: {cause}") from exc
+
+    async def reset(self) -> None:
+        supervisor, self.supervisor = self.supervisor, None
+        if supervisor is None:
+            return
+        try:
+            await asyncio.wait_for(_result(supervisor.shutdown.remote()), 30)
+        except (RayError, TimeoutError) as exc:
+            log.warning("analyze_lane_shutdown_failed", error=type(exc).__name__)
+        ray.kill(supervisor, no_restart=True)
+
+
+async def _result(ref: Any) -> Any:
+    return await ref
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while getattr(exc, "cause", None) is not None and exc.cause is not exc:  # type: ignore[attr-defined]
+        exc = exc.cause  # type: ignore[attr-defined]
+    return exc
+
+
+@ray.remote
+class AnalyzeRunner:
+    def __init__(self, analyze: AnalyzeSettings, database: DatabaseSettings, dsn: str, solana: SolanaSettings,
+                 lane: PipelineConfig) -> None:
+        setup_logging(lane.log_setup)
+        self.analyze, self.database, self.dsn, self.solana = analyze, database, dsn, solana
+        self.lane = RayLane(lane, solana)
+        self.incarnation = uuid.uuid4().hex[:8]
+        self.current: str | None = None
+        self.counts = {"done": 0, "failed": 0, "requeued": 0, "abandoned": 0}
+        self._pool: Any = None
+        self._rpc: RpcClient | None = None
+        self._loop = asyncio.get_running_loop().create_task(self._forever(), name="analyze-runner")
+
+    async def ping(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "incarnation": self.incarnation}
+
+    async def status(self) -> dict[str, Any]:
+        return {"running": not self._loop.done(), "job": self.current, **self.counts}
+
+    async def stop(self) -> None:
+        """Stop taking jobs (a job in progress is abandoned: it is requeued once found silent)."""
+        self._loop.cancel()
+        await asyncio.gather(self._loop, return_exceptions=True)
+        await self.lane.reset()
+        if self._rpc is not None:
+            await self._rpc.aclose()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _forever(self) -> None:
+        cfg = self.analyze
+        while True:
+            try:
+                job = await self._next_job()
+            except OofError as exc:  # the database is down: try again at the next poll
+                log.warning("analyze_poll_failed", reason=exc.detail)
+                job = None
+            if job is None:
+                await asyncio.sleep(cfg.poll_s)
+                continue
+            try:
+                await self._run(job)
+            except Exception:  # noqa: BLE001 - e.g. the database went away mid-report: the job is
+                # left `running`, silent, and requeued by the next poll after `stale_after_s`
+                log.exception("analyze_runner_error", job_id=job.id)
+
+    async def _next_job(self) -> storage.Job | None:
+        if self._pool is None:
+            self._pool = await storage.create_pool(self.database.model_copy(update={"pool_min": 1, "pool_max": 2}),
+                                                   self.dsn)
+        async with self._pool.acquire() as conn:
+            requeued, abandoned = await storage.requeue_stale_jobs(conn, self.analyze.stale_after_s,
+                                                                   self.analyze.max_attempts)
+            if requeued or abandoned:
+                log.warning("analyze_jobs_requeued", requeued=requeued, abandoned=abandoned)
+                self.counts["requeued"] += len(requeued)
+                self.counts["abandoned"] += len(abandoned)
+            return await storage.claim_next_job(conn)
+
+    async def _run(self, job: storage.Job) -> None:
+        if self._rpc is None:
+            self._rpc = RpcClient.from_settings(self.solana)
+        limit = job.progress.get("limit") if isinstance(job.progress.get("limit"), int) else None
+        self.current = job.id
+        log.info("analyze_job_started", job_id=job.id, wallets=len(job.wallets), limit=limit)
+        try:
+            run = JobRun(job, pool=self._pool, rpc=self._rpc, lane=self.lane, limit=limit or self.analyze.default_limit,
+                         heartbeat_s=self.analyze.heartbeat_s)
+            outcome = await run.run()
+            self.counts["done" if outcome is storage.JobStatus.DONE else "failed"] += 1
+        except LaneFailed:
+            self.counts["failed"] += 1
+            await self.lane.reset()  # a fresh graph for the next job
+        finally:
+            self.current = None

@@ -1,0 +1,128 @@
+"""Analyze jobs end to end: `oof:analyze` claims a queued job, lists the wallet's history from a
+JSON-RPC node over a real socket, runs it through its lane of actors and stores exactly the
+moments the in-process engine finds in that history — with progress, limits, reruns that
+upsert and RPC failures that end the job `failed` with a readable error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+import ray
+from ulid import ULID
+
+from actors import PipelineConfig
+from core.codec import moment_to_dict
+from core.engine import Engine
+from core.settings import AnalyzeSettings, Settings, SolanaSettings
+from deployments.pipeline import start_analyze_runner
+from streams.codec import tx_account_keys
+from streams.storage import Job, JobStatus, apply_migrations, create_job, get_job, list_moments
+from tests.rpcserver import LocalRpcServer
+from tests.scenarios.random_world import random_world
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+
+async def _database(factory: Any) -> str:
+    dsn = await factory()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+    return dsn
+
+
+async def _submit(dsn: str, wallets: list[str], limit: int | None = None) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        job = await create_job(conn, str(ULID()), "analyst", wallets, progress={} if limit is None else {"limit": limit})
+    finally:
+        await conn.close()
+    assert job is not None
+    return job.id
+
+
+async def _finished(dsn: str, job_id: str, timeout: float = 90.0) -> Job:
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = await asyncpg.connect(dsn)
+        try:
+            job = await get_job(conn, job_id)
+        finally:
+            await conn.close()
+        assert job is not None
+        if job.status in (JobStatus.DONE, JobStatus.FAILED):
+            return job
+        assert time.monotonic() < deadline, f"job still {job.status}: {job.progress}"
+        await asyncio.sleep(0.2)
+
+
+async def _stored_moments(dsn: str, wallet: str) -> dict[str, dict[str, Any]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {m.id: moment_to_dict(m) for m in await list_moments(conn, wallet=wallet, limit=10_000)}
+    finally:
+        await conn.close()
+
+
+def _expected(raws: list[dict[str, Any]], wallet: str) -> dict[str, dict[str, Any]]:
+    engine = Engine(tracked=[wallet])
+    return {m.id: moment_to_dict(m) for m in [*engine.process_batch(raws), *engine.flush()]}
+
+
+async def test_an_analyze_job_runs_a_wallets_history_through_the_lane(database_factory: Any) -> None:
+    dsn = await _database(database_factory)
+    world = random_world(44, steps=150, traders=3, tokens=3)
+    raws = world.raws()
+    wallet = world.traders[0]
+    history = [r for r in raws if wallet in tx_account_keys(r)]
+    expected = _expected(history, wallet)
+    assert expected and len(history) < len(raws)  # the job sees only its wallet's transactions
+
+    async with LocalRpcServer(raws) as node:
+        settings = Settings(analyze=AnalyzeSettings(poll_s=0.2, heartbeat_s=0.5))
+        solana = SolanaSettings(rpc_http_url=node.http_url, rpc_ws_url=node.ws_url)
+        config = PipelineConfig(batch_size=20, dsn=dsn, namespace=f"oof-analyze-{uuid.uuid4().hex[:8]}")
+        runner = start_analyze_runner(settings, config, dsn, solana)
+        try:
+            first = await _submit(dsn, [wallet])
+            job = await _finished(dsn, first)
+            assert job.status is JobStatus.DONE, job.error
+            stored = await _stored_moments(dsn, wallet)
+
+            again = await _finished(dsn, await _submit(dsn, [wallet]))  # the same history again: upserts
+            stored_again = await _stored_moments(dsn, wallet)
+            # A shorter history is another input: its moments are what those 7 transactions show.
+            limited = await _finished(dsn, await _submit(dsn, [wallet], limit=7))
+            node.fail_http(50, status=500)  # the node is down for the next job's every retry
+            broken = await _finished(dsn, await _submit(dsn, [world.traders[1]]))
+            status = await runner.status.remote()
+        finally:
+            await runner.stop.remote()
+            ray.kill(runner, no_restart=True)
+
+    progress = job.progress
+    assert progress["phase"] == "done" and progress["attempts"] == 1
+    assert progress["signatures"] == {wallet: len(history)}
+    assert progress["transactions"] == progress["processed"] == progress["fetched"] == len(history)
+    assert progress["not_found"] == 0 and progress["trades"] > 0
+    assert progress["moments"] == {k: sum(1 for m in expected.values() if m["kind"] == k)
+                                   for k in sorted({m["kind"] for m in expected.values()})}
+    assert stored == expected  # exactly the in-process engine's moments over that history
+
+    assert again.status is JobStatus.DONE and again.progress["moments"] == progress["moments"]
+    assert stored_again == expected  # no duplicates, nothing rolled back
+
+    assert limited.status is JobStatus.DONE and limited.progress["limit"] == 7
+    assert limited.progress["signatures"] == {wallet: 7} and limited.progress["processed"] == 7
+
+    assert broken.status is JobStatus.FAILED and broken.progress["phase"] == "failed"
+    assert broken.error and "solana-rpc" in broken.error and "HTTP 500" not in broken.error  # no internals
+    assert status["done"] == 3 and status["failed"] == 1 and status["job"] is None
