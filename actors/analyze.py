@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from ray.exceptions import RayError
 
 from actors.analyze_job import JobRun, LaneFailed, OnStatus
 from actors.config import PipelineConfig, actor_options, setup_logging
+from actors.metrics import pipeline_metrics
 from actors.sources import SourceSpec
 from actors.supervisor import Supervisor
 from core.errors import OofError
@@ -50,21 +52,24 @@ _STATUS_EVERY_S = 1.0
 def lane_config(pipeline: PipelineConfig, analyze: AnalyzeSettings) -> PipelineConfig:
     """The live pipeline's config, resized for jobs, renamed `oof-analyze`, without checkpoints."""
     return dataclasses.replace(pipeline, shard_count=analyze.shard_count, price_shards=analyze.price_shards,
-                               lane=f"{pipeline.lane}-analyze", checkpoints=False, resume=False)
+                               lane=f"{pipeline.lane}-analyze", checkpoints=False, resume=False,
+                               cpu_budget=analyze.cpu_budget)
 
 
 class RayLane:
     """The lane's supervisor, made on first use; `reset` kills it so the next job builds a new one."""
 
-    def __init__(self, config: PipelineConfig, solana: SolanaSettings) -> None:
-        self.config, self.solana = config, solana
+    def __init__(self, config: PipelineConfig, solana: SolanaSettings, start_timeout_s: float = 60.0) -> None:
+        self.config, self.solana, self.start_timeout_s = config, solana, start_timeout_s
         self.supervisor: Any = None
+        self.up = False  # every actor of the lane answered once
 
     async def run(self, items: list[RawTx], wallets: Sequence[str], on_status: OnStatus) -> dict[str, Any]:
         if self.supervisor is None:
             self.supervisor = Supervisor.options(**actor_options(self.config, "supervisor")).remote(
                 self.config, self.solana)
         spec = SourceSpec("items", items=ray.put(items), tracked=tuple(wallets), fetch_block_times=True)
+        started = time.monotonic()
         try:
             await self.supervisor.start.remote(spec)
             waiting = asyncio.ensure_future(_result(self.supervisor.wait.remote()))
@@ -72,15 +77,27 @@ class RayLane:
                 done, _ = await asyncio.wait({waiting}, timeout=_STATUS_EVERY_S)
                 if done:
                     return waiting.result()
-                await on_status(await self.supervisor.status.remote())
+                status = await self.supervisor.status.remote()
+                self._check_up(status, time.monotonic() - started)
+                await on_status(status)
         except RayError as exc:
             cause = _root_cause(exc)
             if isinstance(cause, OofError):
                 raise cause from exc  # e.g. the Solana RPC is unreachable: the client may retry later
             raise LaneFailed(f"{type(cause).__name__}: {cause}") from exc
 
+    def _check_up(self, status: dict[str, Any], waited_s: float) -> None:
+        """Fail fast when Ray cannot place the lane (CPU reservations) instead of waiting forever."""
+        if self.up:
+            return
+        down = sorted(name for name, actor in status.get("actors", {}).items() if not actor.get("alive"))
+        self.up = not down
+        if down and waited_s > self.start_timeout_s:
+            raise LaneFailed(f"lane actors not running after {self.start_timeout_s:.0f} s: {', '.join(down)}"
+                             " (not enough free CPUs for their reservations? see analyze.cpu_budget)")
+
     async def reset(self) -> None:
-        supervisor, self.supervisor = self.supervisor, None
+        supervisor, self.supervisor, self.up = self.supervisor, None, False
         if supervisor is None:
             return
         try:
@@ -106,7 +123,7 @@ class AnalyzeRunner:
                  lane: PipelineConfig) -> None:
         setup_logging(lane.log_setup)
         self.analyze, self.database, self.dsn, self.solana = analyze, database, dsn, solana
-        self.lane = RayLane(lane, solana)
+        self.lane = RayLane(lane, solana, analyze.start_timeout_s)
         self.incarnation = uuid.uuid4().hex[:8]
         self.current: str | None = None
         self.counts = {"done": 0, "failed": 0, "requeued": 0, "abandoned": 0}
@@ -158,6 +175,9 @@ class AnalyzeRunner:
                 log.warning("analyze_jobs_requeued", requeued=requeued, abandoned=abandoned)
                 self.counts["requeued"] += len(requeued)
                 self.counts["abandoned"] += len(abandoned)
+                for outcome, ids in (("requeued", requeued), ("abandoned", abandoned)):
+                    if ids:
+                        pipeline_metrics().analyze_jobs.inc(len(ids), tags={"outcome": outcome})
             return await storage.claim_next_job(conn)
 
     async def _run(self, job: storage.Job) -> None:
@@ -166,13 +186,15 @@ class AnalyzeRunner:
         limit = job.progress.get("limit") if isinstance(job.progress.get("limit"), int) else None
         self.current = job.id
         log.info("analyze_job_started", job_id=job.id, wallets=len(job.wallets), limit=limit)
+        started, outcome = time.monotonic(), "failed"
         try:
             run = JobRun(job, pool=self._pool, rpc=self._rpc, lane=self.lane, limit=limit or self.analyze.default_limit,
                          heartbeat_s=self.analyze.heartbeat_s)
-            outcome = await run.run()
-            self.counts["done" if outcome is storage.JobStatus.DONE else "failed"] += 1
+            outcome = (await run.run()).value
         except LaneFailed:
-            self.counts["failed"] += 1
             await self.lane.reset()  # a fresh graph for the next job
         finally:
             self.current = None
+            self.counts[outcome] += 1
+            pipeline_metrics().analyze_jobs.inc(tags={"outcome": outcome})
+            pipeline_metrics().analyze_seconds.observe(time.monotonic() - started, tags={"outcome": outcome})

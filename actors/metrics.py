@@ -12,6 +12,7 @@ from typing import Any
 __all__ = ["pipeline_metrics"]
 
 _LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+_JOB_BUCKETS = [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0]
 _BATCH_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]
 
 
@@ -35,6 +36,10 @@ class _Metrics:
                                        tag_keys=("stage",))
         self.latency = Histogram("oof_ingest_to_moment_seconds", "item arrival to batch results, per batch",
                                  boundaries=_LATENCY_BUCKETS, tag_keys=("pipeline",))
+        self.analyze_jobs = Counter("oof_analyze_jobs", "analyze jobs finished (done / failed) or requeued",
+                                    tag_keys=("outcome",))
+        self.analyze_seconds = Histogram("oof_analyze_job_seconds", "analyze job duration, claim to end",
+                                         boundaries=_JOB_BUCKETS, tag_keys=("outcome",))
 
 
 @cache

@@ -313,6 +313,8 @@ class AnalyzeSettings(BaseModel):
     max_attempts: int = Field(3, ge=1, description="tries before an interrupted job is marked failed")
     shard_count: int = Field(1, ge=1, le=64, description="shard actors of the analyze lane")
     price_shards: int = Field(1, ge=1, le=64, description="price actors of the analyze lane")
+    cpu_budget: float = Field(0.25, gt=0, description="logical CPUs the lane's actors reserve in all")
+    start_timeout_s: float = Field(60.0, gt=0, description="a lane whose actors are not all up by then fails the job")
 
 
 class ApiSettings(BaseModel):

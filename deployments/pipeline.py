@@ -85,7 +85,8 @@ def start_analyze_runner(settings: Settings, config: PipelineConfig, dsn: str, s
     """`oof:analyze` (in `config`'s namespace), taking queued analyze jobs at once; returns its handle."""
     from actors.analyze import AnalyzeRunner, lane_config
 
-    options = {**actor_options(config, "analyze"), "max_task_retries": 0}
+    # It mostly waits (on the database, the RPC node, its lane): no CPU of its own is reserved.
+    options = {**actor_options(config, "analyze"), "max_task_retries": 0, "num_cpus": 0}
     return AnalyzeRunner.options(**options).remote(settings.analyze, settings.database, dsn,
                                                    solana or settings.solana, lane_config(config, settings.analyze))
 

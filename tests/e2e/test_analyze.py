@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import ray
 from ulid import ULID
@@ -23,6 +24,7 @@ from core.settings import AnalyzeSettings, Settings, SolanaSettings
 from deployments.pipeline import start_analyze_runner
 from streams.codec import tx_account_keys
 from streams.storage import Job, JobStatus, apply_migrations, create_job, get_job, list_moments
+from tests.e2e.conftest import ApiServer, unique_user
 from tests.rpcserver import LocalRpcServer
 from tests.scenarios.random_world import random_world
 
@@ -126,3 +128,37 @@ async def test_an_analyze_job_runs_a_wallets_history_through_the_lane(database_f
     assert broken.status is JobStatus.FAILED and broken.progress["phase"] == "failed"
     assert broken.error and "solana-rpc" in broken.error and "HTTP 500" not in broken.error  # no internals
     assert status["done"] == 3 and status["failed"] == 1 and status["job"] is None
+
+
+async def test_a_user_analyzes_a_linked_wallet_over_the_api(api_server: ApiServer) -> None:
+    world = random_world(45, steps=80, traders=2, tokens=2)
+    wallet, user = world.traders[0], unique_user("e2e-analyze")
+    expected = _expected([r for r in world.raws() if wallet in tx_account_keys(r)], wallet)
+    assert expected
+    conn = await asyncpg.connect(api_server.dsn)
+    try:
+        await conn.execute("INSERT INTO wallet_links (user_id, wallet) VALUES ($1, $2)", user, wallet)
+    finally:
+        await conn.close()
+    headers = api_server.user_headers(user)
+    async with LocalRpcServer(world.raws()) as node, httpx.AsyncClient(
+            base_url=api_server.base_url, trust_env=False, timeout=10) as http:
+        settings = Settings(analyze=AnalyzeSettings(poll_s=0.2, heartbeat_s=0.5))
+        solana = SolanaSettings(rpc_http_url=node.http_url, rpc_ws_url=node.ws_url)
+        config = PipelineConfig(batch_size=20, dsn=api_server.dsn, namespace=f"oof-analyze-{uuid.uuid4().hex[:8]}")
+        runner = start_analyze_runner(settings, config, api_server.dsn, solana)
+        try:
+            submitted = await http.post("/v1/analyze", json={"wallets": [wallet]}, headers=headers)
+            assert submitted.status_code == 202, submitted.text
+            assert submitted.json()["status"] == "queued"
+            await _finished(api_server.dsn, submitted.json()["job_id"])  # polled in the database: no rate limit
+            job = await http.get(submitted.headers["location"], headers=headers)
+            listing = await http.get("/v1/moments", params={"wallet": wallet, "limit": 100}, headers=headers)
+            stranger = await http.get(submitted.headers["location"], headers=api_server.user_headers(unique_user("x")))
+        finally:
+            await runner.stop.remote()
+            ray.kill(runner, no_restart=True)
+    assert job.status_code == 200 and job.json()["status"] == "done", job.text
+    assert job.json()["progress"]["processed"] == job.json()["progress"]["transactions"] > 0
+    assert listing.status_code == 200 and {m["id"] for m in listing.json()["items"]} == set(expected)
+    assert stranger.status_code == 404  # another user's job is invisible
