@@ -3,7 +3,7 @@
 A user may analyze only wallets they have linked (403 otherwise) and may have at most
 `max_active` jobs queued or running at once (409). Jobs are private: another user's job
 answers 404 exactly like a missing one, so ids cannot be probed; services see every job.
-The pipeline takes queued jobs with `streams.storage.claim_next_job`.
+`oof:analyze` (`actors.analyze`) takes queued jobs with `streams.storage.claim_next_job`.
 """
 
 from __future__ import annotations

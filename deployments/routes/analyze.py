@@ -3,8 +3,10 @@
 Submitting costs one request of the `analyze` rate-limit policy (on top of the `user`
 policy every call pays) and needs every wallet linked to the caller (403 otherwise); a user
 with too many jobs queued or running gets a 409 `analyze-quota-exceeded`. The answer is a
-202 with the job id and its `self` link; the pipeline picks queued jobs up and reports
-progress there. Another user's job answers 404, exactly like a missing one.
+202 with the job id and its `self` link; `oof:analyze` (`actors.analyze`, started by `oof run`)
+lists each wallet's newest `limit` transactions, runs them through its own actor lane and
+reports progress there (`phase` listing → detecting → done | failed, counts, moments by
+kind). Another user's job answers 404, exactly like a missing one.
 """
 
 from __future__ import annotations
@@ -31,14 +33,19 @@ ANALYZE_POLICY = "analyze"
 
 class AnalyzeRequest(BaseModel):
     wallets: list[str] = Field(min_length=1, max_length=10, description="base58 addresses, each linked to you")
-    limit: int | None = Field(None, ge=1, le=100_000, description="most transactions to backfill per wallet")
+    limit: int | None = Field(None, ge=1, le=100_000,
+                              description="most transactions to analyze per wallet, newest first"
+                                          " (default: the runner's `analyze.default_limit`, 1000)")
 
 
 class JobOut(BaseModel):
     job_id: str = Field(description="ULID")
     status: str = Field(description="queued | running | done | failed")
     wallets: list[str]
-    progress: dict[str, Any] = Field(description="what the pipeline reports (counts, cursors), free-form")
+    progress: dict[str, Any] = Field(
+        description="what the runner reports: phase (listing | detecting | done | failed), limit, attempts,"
+                    " signatures per wallet, transactions, processed, fetched, not_found, trades, last_slot,"
+                    " moments by kind (once done), heartbeat_at")
     error: str | None
     created_at: str | None
     updated_at: str | None
