@@ -33,14 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 import pytest_asyncio
 
 from deployments.auth import service_authorization
 from deployments.auth.testing import TEST_ENVIRONMENT_ID, RsaTestKey, dynamic_claims, jwks_document, make_rsa_key, sign_token
-from streams.storage import apply_migrations
 from tests.e2e.tls_jwks import TlsJwksServer
 from tests.integration.conftest import database_factory  # noqa: F401 - re-exported fixture
 
@@ -98,13 +96,7 @@ def ray_cluster() -> Iterator[None]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def e2e_dsn(database_factory: Any) -> str:  # noqa: F811 - the re-exported fixture
-    dsn = await database_factory()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
-    return dsn
+    return await database_factory(migrated=True)
 
 
 @dataclass(frozen=True)

@@ -23,22 +23,12 @@ from core.engine import Engine
 from core.settings import AnalyzeSettings, Settings, SolanaSettings
 from deployments.pipeline import start_analyze_runner
 from streams.codec import tx_account_keys
-from streams.storage import Job, JobStatus, apply_migrations, create_job, get_job, list_moments
+from streams.storage import Job, JobStatus, create_job, get_job, list_moments
 from tests.e2e.conftest import ApiServer, unique_user
 from tests.rpcserver import LocalRpcServer
 from tests.scenarios.random_world import random_world
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
-
-
-async def _database(factory: Any) -> str:
-    dsn = await factory()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
-    return dsn
 
 
 async def _submit(dsn: str, wallets: list[str], limit: int | None = None) -> str:
@@ -80,7 +70,7 @@ def _expected(raws: list[dict[str, Any]], wallet: str) -> dict[str, dict[str, An
 
 
 async def test_an_analyze_job_runs_a_wallets_history_through_the_lane(database_factory: Any) -> None:
-    dsn = await _database(database_factory)
+    dsn = await database_factory(migrated=True)
     world = random_world(44, steps=150, traders=3, tokens=3)
     raws = world.raws()
     wallet = world.traders[0]

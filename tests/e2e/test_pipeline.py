@@ -28,7 +28,6 @@ from deployments.commands.replay import replay, replay_actors
 from deployments.pipeline import start
 from streams.codec import tx_account_keys
 from streams.sources import LivePolicy
-from streams.storage import apply_migrations
 from tests.rpcserver import LocalRpcServer
 from tests.scenarios.random_world import random_world
 
@@ -50,13 +49,7 @@ def _expected(raws: list[dict[str, Any]], tracked: Any) -> dict[str, dict[str, A
 
 
 async def _database(factory: Any) -> str:
-    dsn = await factory()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
-    return dsn
+    return await factory(migrated=True)
 
 
 async def _stored(dsn: str) -> tuple[dict[str, int], dict[str, dict[str, Any]], set[str]]:

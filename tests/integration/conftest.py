@@ -27,7 +27,7 @@ PIPELINE_TABLES = (
     "source_cursors", "tracked_wallets", "analyze_jobs", "wallet_links", "link_nonces",
 )
 
-DatabaseFactory = Callable[[], Awaitable[str]]
+DatabaseFactory = Callable[..., Awaitable[str]]  # (migrated: bool = False) -> DSN
 
 
 def _dsn_for(name: str) -> str:
@@ -37,18 +37,25 @@ def _dsn_for(name: str) -> str:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def database_factory() -> AsyncIterator[DatabaseFactory]:
-    """Call to get the DSN of a new, empty database; all of them are dropped after the session."""
+    """Call to get the DSN of a new database (empty, or `migrated=True`); all are dropped after the session."""
     try:
         admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL not reachable at {ADMIN_DSN}: {exc} (start it; see README)", pytrace=False)
     created: list[str] = []
 
-    async def create() -> str:
+    async def create(migrated: bool = False) -> str:
         name = f"oof_test_{secrets.token_hex(6)}"
         await admin.execute(f'CREATE DATABASE "{name}"')
         created.append(name)
-        return _dsn_for(name)
+        dsn = _dsn_for(name)
+        if migrated:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await apply_migrations(conn)
+            finally:
+                await conn.close()
+        return dsn
 
     try:
         yield create
@@ -61,13 +68,7 @@ async def database_factory() -> AsyncIterator[DatabaseFactory]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def db_dsn(database_factory: DatabaseFactory) -> str:
     """A migrated database shared by the session."""
-    dsn = await database_factory()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
-    return dsn
+    return await database_factory(migrated=True)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

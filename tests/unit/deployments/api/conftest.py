@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -40,7 +39,7 @@ from deployments.auth.testing import (
     sign_token,
 )
 from deployments.compose import Deps, build_deps
-from streams.storage import apply_migrations, upsert_moments
+from streams.storage import upsert_moments
 from tests.integration.conftest import database_factory  # noqa: F401 - re-exported fixture
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -164,13 +163,7 @@ def jwks_server(signing_key: RsaTestKey) -> Iterator[JwksServer]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def api_dsn(database_factory: Any) -> str:  # noqa: F811 - the re-exported fixture
-    dsn = await database_factory()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
-    return dsn
+    return await database_factory(migrated=True)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
