@@ -6,7 +6,8 @@ rules, `core.parse` included) and cuts a batch when `batch_size` views wait — 
 oldest waiting input is `max_batch_delay_s` old (live latency). Every
 `checkpoint_interval_s` (or `checkpoint_every_batches`), and at the end, the batch is a
 checkpoint barrier (`actors.conveyor`, `actors.ingest_state`). Backpressure: `emit` awaits
-the conveyor, which awaits a free in-flight slot and the bounded sink queue.
+the conveyor, which awaits a free in-flight slot and the bounded sink queue. With a live
+source it also polls for wallets tracked since it started and `track`s them (`actors.tracking`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import ray
@@ -29,12 +31,14 @@ from actors.ingest_state import IngestCheckpoints
 from actors.metrics import pipeline_metrics
 from actors.sink_pump import SinkPump
 from actors.sources import SourceSpec
+from actors.tracking import poll_tracked, untracked
 from core.errors import ParseError
 
 __all__ = ["IngestActor"]
 
 log = structlog.get_logger("oof.ingest")
-_COUNTS = ("tx_in", "failed", "trades", "duplicates", "fetched", "not_found", "parse_errors", "gaps")
+_COUNTS = ("tx_in", "failed", "trades", "duplicates", "fetched", "not_found", "parse_errors", "gaps",
+           "wallets_tracked")
 
 
 @ray.remote
@@ -64,6 +68,28 @@ class IngestActor:
             out.update(self.conveyor.status())
         return out
 
+    async def track(self, wallets: Sequence[str]) -> int:
+        """Track `wallets` from the next source batch on and watch them (live source); returns how many were new.
+
+        Between two source batches (under `_lock`): whatever the assembler has not run yet,
+        and everything after, is planned with them. A recording only extends tracking.
+        """
+        source = self.feed.source if self.feed is not None else None
+        if source is None or getattr(self, "assembler", None) is None:
+            return 0  # not running
+        if not untracked(wallets, self.assembler.tracked, getattr(source, "watched", None)):
+            return 0  # the usual poll: nothing new, no need to wait for the lock
+        async with self._lock:
+            assembler, watched = self.assembler, getattr(source, "watched", None)
+            new = untracked(wallets, assembler.tracked, watched)
+            if assembler.tracked is not None:
+                assembler.tracked = assembler.tracked | frozenset(new)
+            added = source.watch(new) if watched is not None else ()
+        self.counts["wallets_tracked"] += len(new)
+        log.info("wallets_tracked", count=len(new), watched=len(added),
+                 tracked=None if assembler.tracked is None else len(assembler.tracked))
+        return len(new)
+
     async def run(self, spec: SourceSpec) -> dict[str, Any]:
         """Process the source until it ends (a recording) or `stop`; returns a summary."""
         cfg = self.config
@@ -80,7 +106,10 @@ class IngestActor:
                                  on_barrier=self.state.persist)
         await self.conveyor.start(base)
         self.started = time.monotonic()  # the graph is up: processing time starts here
-        ticker = asyncio.create_task(self._tick(spec.live), name="ingest-ticker")
+        tasks = [asyncio.create_task(self._tick(spec.live), name="ingest-ticker")]
+        if spec.live:
+            tasks.append(asyncio.create_task(poll_tracked(self.sink, self.track, feed.source.policy.tracked_poll_s),
+                                             name="ingest-tracked-poll"))
         try:
             await feed.source.run(self._emit, self._stop)
             async with self._lock:
@@ -89,8 +118,9 @@ class IngestActor:
                 await self._cut(final=True)
             await self.conveyor.drain()
         finally:
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.conveyor.close()
             await self.pump.close()
             await feed.close()

@@ -6,6 +6,12 @@ report the break as a `Gap` and backfill every wallet from its cursor, then pump
 notifications; on any connection failure wait a capped, jittered exponential backoff and
 start over. What a connection is (raw `websockets` or solana-py's client) is the only
 thing a concrete source provides: `open_session(wallets)`.
+
+`watch(wallets)` adds wallets to a running source: they form new groups on new connections
+(existing ones are never re-subscribed, so nothing they carry is interrupted). A group reads
+its wallets' stored cursors before its first connection, so an added wallet follows the
+same rule as a wallet watched from the start: with a cursor it is backfilled from there,
+without one it is live from its first subscription on.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from solana.rpc.jsonrpc import SolanaJsonRpcError
@@ -48,6 +55,7 @@ class LivePolicy:
     open_timeout_s: float = 10.0
     queue_size: int = 10_000  # notifications a client may buffer before dropping (logs)
     skip_failed: bool = False
+    tracked_poll_s: float = 5.0  # the pipeline looks for newly tracked wallets to `watch` this often
 
 
 class ConnectionLost(Exception):
@@ -103,6 +111,7 @@ class LiveSource:
         if not wallets:
             raise ValueError("a live source needs at least one wallet")
         self.wallets = tuple(dict.fromkeys(wallets))
+        self.max_per_socket = max_per_socket
         self.policy = policy or LivePolicy()
         self.stats = SourceStats()
         self.rpc = rpc
@@ -117,10 +126,39 @@ class LiveSource:
             dedup_size=self.policy.dedup_size,
             encoding=encoding,
         )
-        self.groups = [self.wallets[i : i + max_per_socket] for i in range(0, len(self.wallets), max_per_socket)]
+        self.groups = self._split(self.wallets)
+        self._watched = set(self.wallets)
+        self._emit: Emit | None = None  # set while `run` runs: `watch` starts loops with it
+        self._loops: set[asyncio.Task[None]] = set()
+        self._failed: asyncio.Future[None] | None = None
+        self._started = 0
 
     def open_session(self, wallets: Sequence[str]) -> AbstractAsyncContextManager[Session]:
         raise NotImplementedError
+
+    @property
+    def watched(self) -> AbstractSet[str]:
+        """Every wallet watched (read-only view; `watch` adds to it)."""
+        return self._watched
+
+    def watch(self, wallets: Iterable[str]) -> tuple[str, ...]:
+        """Watch `wallets` too; returns those not watched before (now in new groups).
+
+        While `run` runs their connections start at once; before, `run` starts them with the
+        others. Call it from the event loop `run` runs on.
+        """
+        added = tuple(w for w in dict.fromkeys(wallets) if w not in self._watched)
+        if not added:
+            return ()
+        self._watched.update(added)
+        self.wallets += added
+        groups = self._split(added)
+        self.groups += groups
+        if self._emit is not None:
+            for group in groups:
+                self._start(group)
+        log.info("source_watch_added", wallets=len(added), groups=len(groups), running=self._emit is not None)
+        return added
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
         """Until `stop`: then every connection is cancelled where it stands, even inside `emit`.
@@ -128,24 +166,44 @@ class LiveSource:
         Nothing is lost by that: cursors only move after `emit` returned, so whatever was cut
         off is backfilled on the next start (at-least-once; downstream dedups by signature).
         """
+        self._failed = asyncio.get_running_loop().create_future()
+        self._emit = emit
+        stopper = asyncio.create_task(stop.wait())
         try:
-            await self.delivery.load_cursors(self.wallets)
-            loops = [
-                asyncio.create_task(_GroupLoop(self, group).run(emit), name=f"source-group-{i}")
-                for i, group in enumerate(self.groups)
-            ]
-            stopper = asyncio.create_task(stop.wait())
-            try:
-                done, _ = await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
-                for task in done - {stopper}:
-                    task.result()  # a loop only ends by raising: the consumer failed, or a bug
-            finally:
-                for task in (*loops, stopper):
-                    task.cancel()
-                await asyncio.gather(*loops, stopper, return_exceptions=True)
+            for group in self.groups:
+                self._start(group)
+            waiting: list[asyncio.Future[Any]] = [stopper, self._failed]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if self._failed.done():
+                self._failed.result()  # a loop only ends by raising: the consumer failed, or a bug
         finally:
+            failed, self._emit, self._failed = self._failed, None, None  # teardown errors are no failure
+            failed.cancel()
+            loops = [*self._loops, stopper]
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
             if self._own_rpc:
                 await self.rpc.aclose()
+
+    def _split(self, wallets: tuple[str, ...]) -> list[tuple[str, ...]]:
+        size = self.max_per_socket
+        return [wallets[i : i + size] for i in range(0, len(wallets), size)]
+
+    def _start(self, group: tuple[str, ...]) -> None:
+        assert self._emit is not None
+        task = asyncio.create_task(_GroupLoop(self, group).run(self._emit), name=f"source-group-{self._started}")
+        self._started += 1
+        self._loops.add(task)
+        task.add_done_callback(self._loop_ended)
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        self._loops.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception() or RuntimeError(f"{task.get_name()} returned")
+        if self._failed is not None and not self._failed.done():
+            self._failed.set_exception(error)
 
 
 class _GroupLoop:
@@ -158,6 +216,8 @@ class _GroupLoop:
         self.watch_since: int | None = None  # slot of the first connection: backfill floor for cursor-less wallets
 
     async def run(self, emit: Emit) -> None:
+        # Per group, not per source: a group `watch` added loads only its own wallets' cursors.
+        await self.delivery.load_cursors(self.wallets)
         attempt = 0
         while True:
             started = time.monotonic()
