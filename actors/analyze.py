@@ -71,7 +71,11 @@ class RayLane:
         spec = SourceSpec("items", items=ray.put(items), tracked=tuple(wallets), fetch_block_times=True)
         started = time.monotonic()
         try:
-            await self.supervisor.start.remote(spec)
+            try:
+                await asyncio.wait_for(_result(self.supervisor.start.remote(spec)), self.start_timeout_s)
+            except TimeoutError:
+                raise LaneFailed(f"the lane's supervisor is not running after {self.start_timeout_s:.0f} s"
+                                 " (not enough free CPUs for its reservation? see analyze.cpu_budget)") from None
             waiting = asyncio.ensure_future(_result(self.supervisor.wait.remote()))
             while True:
                 done, _ = await asyncio.wait({waiting}, timeout=_STATUS_EVERY_S)
@@ -101,7 +105,7 @@ class RayLane:
         if supervisor is None:
             return
         try:
-            await asyncio.wait_for(_result(supervisor.shutdown.remote()), 30)
+            await asyncio.wait_for(_result(supervisor.shutdown.remote()), 10)
         except (RayError, TimeoutError) as exc:
             log.warning("analyze_lane_shutdown_failed", error=type(exc).__name__)
         ray.kill(supervisor, no_restart=True)
@@ -186,15 +190,17 @@ class AnalyzeRunner:
         limit = job.progress.get("limit") if isinstance(job.progress.get("limit"), int) else None
         self.current = job.id
         log.info("analyze_job_started", job_id=job.id, wallets=len(job.wallets), limit=limit)
-        started, outcome = time.monotonic(), "failed"
+        started, outcome, lane_failed = time.monotonic(), "failed", False
         try:
             run = JobRun(job, pool=self._pool, rpc=self._rpc, lane=self.lane, limit=limit or self.analyze.default_limit,
                          heartbeat_s=self.analyze.heartbeat_s)
             outcome = (await run.run()).value
         except LaneFailed:
-            await self.lane.reset()  # a fresh graph for the next job
+            lane_failed = True
         finally:
             self.current = None
             self.counts[outcome] += 1
             pipeline_metrics().analyze_jobs.inc(tags={"outcome": outcome})
             pipeline_metrics().analyze_seconds.observe(time.monotonic() - started, tags={"outcome": outcome})
+        if lane_failed:
+            await self.lane.reset()  # a fresh graph for the next job

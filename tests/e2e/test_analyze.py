@@ -95,7 +95,8 @@ async def test_an_analyze_job_runs_a_wallets_history_through_the_lane(database_f
             limited = await _finished(dsn, await _submit(dsn, [wallet], limit=7))
             node.fail_http(50, status=500)  # the node is down for the next job's every retry
             broken = await _finished(dsn, await _submit(dsn, [world.traders[1]]))
-            status = await runner.status.remote()
+            while (status := await runner.status.remote())["job"] is not None:  # the runner's own bookkeeping
+                await asyncio.sleep(0.1)
         finally:
             await runner.stop.remote()
             ray.kill(runner, no_restart=True)
@@ -152,3 +153,23 @@ async def test_a_user_analyzes_a_linked_wallet_over_the_api(api_server: ApiServe
     assert job.json()["progress"]["processed"] == job.json()["progress"]["transactions"] > 0
     assert listing.status_code == 200 and {m["id"] for m in listing.json()["items"]} == set(expected)
     assert stranger.status_code == 404  # another user's job is invisible
+
+
+async def test_a_lane_ray_cannot_place_fails_the_job_with_the_reason(database_factory: Any) -> None:
+    dsn = await database_factory(migrated=True)
+    world = random_world(46, steps=20, traders=1, tokens=2)
+    async with LocalRpcServer(world.raws()) as node:
+        # Reservations no 2-CPU node can meet: the lane's actors stay pending.
+        settings = Settings(analyze=AnalyzeSettings(poll_s=0.2, heartbeat_s=0.5, cpu_budget=64, start_timeout_s=3))
+        solana = SolanaSettings(rpc_http_url=node.http_url, rpc_ws_url=node.ws_url)
+        config = PipelineConfig(dsn=dsn, namespace=f"oof-analyze-{uuid.uuid4().hex[:8]}")
+        runner = start_analyze_runner(settings, config, dsn, solana)
+        try:
+            job = await _finished(dsn, await _submit(dsn, [world.traders[0]]), timeout=60)
+            while (status := await runner.status.remote())["job"] is not None:  # the runner's own bookkeeping
+                await asyncio.sleep(0.1)
+        finally:
+            await runner.stop.remote()
+            ray.kill(runner, no_restart=True)
+    assert job.status is JobStatus.FAILED and job.error == "the analysis pipeline failed; submit the job again later"
+    assert job.progress["phase"] == "failed" and status["failed"] == 1
