@@ -46,6 +46,7 @@ from deployments.auth import DynamicJwtAuth, HmacServiceAuth, JwksCache
 from deployments.cache import Cache
 from deployments.health import (
     HealthChecker,
+    analyze_check,
     database_check,
     jupiter_check,
     jwks_check,
@@ -191,6 +192,7 @@ async def _wire(
         jupiter_check(http, settings.jupiter),
         storage_check(cards_dir or project_root() / "var" / "cards"),
         pipeline_check(pool, stale_after_s=10 * settings.pipeline.checkpoint_interval_s),
+        analyze_check(pool, stale_after_s=settings.analyze.stale_after_s),
     ])
     log.info(
         "api.deps_ready", instance=instance, redis=redis is not None,

@@ -50,6 +50,7 @@ __all__ = [
     "jupiter_check",
     "storage_check",
     "pipeline_check",
+    "analyze_check",
 ]
 
 Status = Literal["ok", "degraded", "down", "disabled"]
@@ -237,3 +238,30 @@ def pipeline_check(pool: asyncpg.Pool, *, stale_after_s: float, timeout_s: float
         return CheckResult("degraded" if stale else "ok", detail)
 
     return Check("pipeline", False, timeout_s, probe)
+
+
+_ANALYZE_SQL = """
+SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
+       count(*) FILTER (WHERE status = 'running') AS running,
+       min(created_at) FILTER (WHERE status = 'queued') AS oldest_queued_at,
+       now() AS db_now
+FROM analyze_jobs WHERE status IN ('queued', 'running')
+"""
+
+
+def analyze_check(pool: asyncpg.Pool, *, stale_after_s: float, timeout_s: float = 2.0) -> Check:
+    """The analyze queue: degraded when a job has waited `stale_after_s` while none runs — no
+    runner is taking jobs (`oof serve` alone runs none; `oof run` starts `oof:analyze`)."""
+
+    async def probe() -> CheckResult:
+        async with pool.acquire(timeout=timeout_s) as conn:
+            row = await conn.fetchrow(_ANALYZE_SQL, timeout=timeout_s)
+        oldest = row["oldest_queued_at"]
+        waited = None if oldest is None else round((row["db_now"] - oldest).total_seconds(), 1)
+        detail = {"queued": row["queued"], "running": row["running"], "oldest_queued_s": waited,
+                  "stale_after_s": stale_after_s}
+        if waited is not None and waited > stale_after_s and row["running"] == 0:
+            return CheckResult("degraded", {**detail, "note": "queued jobs wait and none runs: is oof:analyze up?"})
+        return CheckResult("ok", detail)
+
+    return Check("analyze", False, timeout_s, probe)

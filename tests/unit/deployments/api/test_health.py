@@ -13,7 +13,7 @@ import pytest
 from deployments.auth.testing import JwksServer, RsaTestKey
 from tests.unit.deployments.api.conftest import CLOSED_PORT_URL, Api, api_settings, running_api
 
-CHECKS = {"database", "redis", "jwks", "solana_rpc", "jupiter", "storage", "pipeline"}
+CHECKS = {"database", "redis", "jwks", "solana_rpc", "jupiter", "storage", "pipeline", "analyze"}
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +110,17 @@ async def test_a_stale_pipeline_checkpoint_is_degraded(clean: Api) -> None:
             await conn.execute("TRUNCATE shard_checkpoints")
     pipeline = body["checks"]["pipeline"]
     assert pipeline["status"] == "degraded" and pipeline["detail"]["checkpoint_age_s"] >= 86_000
+
+
+async def test_queued_analyze_jobs_that_nobody_runs_are_degraded(clean: Api) -> None:
+    async with clean.deps.pool.acquire() as conn:
+        await conn.execute("INSERT INTO analyze_jobs (id, user_id, wallets) VALUES ('fresh', 'u', '{}')")
+        fresh = (await clean.get("/health/detailed", service=True)).json()["checks"]["analyze"]
+        await conn.execute("UPDATE analyze_jobs SET created_at = now() - interval '1 hour'")
+        try:
+            waiting = (await clean.get("/health/detailed", service=True)).json()["checks"]["analyze"]
+        finally:
+            await conn.execute("TRUNCATE analyze_jobs")
+    assert fresh["status"] == "ok" and fresh["detail"]["queued"] == 1 and fresh["detail"]["running"] == 0
+    assert waiting["status"] == "degraded" and waiting["detail"]["oldest_queued_s"] >= 3500
+    assert "oof:analyze" in waiting["detail"]["note"]
