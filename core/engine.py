@@ -60,23 +60,25 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from core.models import Moment, MomentKind, ParsedTransaction, TradeEvent
-from core.oracle import PriceBook, SlotPricing
+from core.oracle import LegPrices, PriceBook, SlotTicks
 from core.routing import shard_for
 from core.snapshot import decode_parsed, dumps, encode_parsed, loads
-from core.state import ShardState
+from core.state import ShardState, WalletTx
 from core.thresholds import Thresholds
 from core.windows import Watermark
 
 __all__ = ["Engine", "EngineStats", "DEFAULT_DEDUP_SLOTS"]
 
-DEFAULT_DEDUP_SLOTS = 150
-_NO_TICKS: dict[str, Any] = {}
-_new_object = object.__new__
-_KIND_VALUE = {kind: kind.value for kind in MomentKind}  # `Enum.value` is a Python-level property
-_NO_LEGS: dict[tuple[str, str, int], Any] = {}
+DEFAULT_DEDUP_SLOTS: Final = 150
+_NO_TICKS: Final[dict[str, SlotTicks]] = {}
+_KIND_VALUE: Final = {kind: kind.value for kind in MomentKind}  # `Enum.value` is a Python-level property
+_NO_LEGS: Final[dict[tuple[str, str, int], LegPrices]] = {}
+_NO_FLOWS: Final[Mapping[str, Any]] = MappingProxyType({})
 Input = Mapping[str, Any] | ParsedTransaction | TradeEvent
 
 
@@ -93,6 +95,7 @@ class EngineStats:
     upserts: Counter[str] = field(default_factory=Counter)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # actors.assembler.SlotAssembler overrides _parse/_run_slot
 class Engine:
     """In-process detection engine (see the module docstring for its guarantees)."""
 
@@ -105,7 +108,7 @@ class Engine:
     ) -> None:
         if shard_count < 1:
             raise ValueError("shard_count must be at least 1")
-        self.thresholds = thresholds or Thresholds()
+        self.thresholds = thresholds or Thresholds()  # type: ignore[call-arg]  # (all fields have defaults)
         self.shard_count = shard_count
         self.tracked: frozenset[str] | None = None if tracked is None else frozenset(tracked)
         self.dedup_slots = dedup_slots
@@ -118,7 +121,8 @@ class Engine:
         self._max_slot = -1  # highest slot offered
         self._buf_slot: int | None = None
         self._buf_time: int | None = None
-        self._buf: list[ParsedTransaction] = []
+        self._buf: list[WalletTx] = []
+        self._buf_order: list[tuple[str, str, int, int]] = []  # per buffered view: (sig, wallet, ix, position)
         self._seen: set[str] = set()
         self._seen_order: deque[tuple[int, str]] = deque()
 
@@ -126,14 +130,21 @@ class Engine:
     def process(self, item: Input) -> list[Moment]:
         """Offer one input; returns the upserts of whatever slot it completed."""
         self.stats.inputs += 1
-        if item.__class__ is TradeEvent:
-            return self._offer(f"{item.signature}|{item.wallet}|{item.ix}", _event_view(item))  # type: ignore[arg-type]
+        if isinstance(item, TradeEvent):
+            view = _EventView(item)
+            sig, wallet, ix = view.signature, view.wallet, item.ix
+            return self._offer(f"{sig}|{wallet}|{ix}", view, view.slot, view.block_time, sig, wallet, ix)
         if isinstance(item, ParsedTransaction):
-            return self._offer(f"{item.signature}|{item.wallet}", item)
+            return self._offer_parsed(item)
         out: list[Moment] = []
-        for view in self._parse(item):
-            out += self._offer(f"{view.signature}|{view.wallet}", view)
+        for parsed in self._parse(item):
+            out += self._offer_parsed(parsed)
         return out
+
+    def _offer_parsed(self, view: ParsedTransaction) -> list[Moment]:
+        sig, wallet, trades = view.signature, view.wallet, view.trades
+        return self._offer(f"{sig}|{wallet}", view, view.slot, view.block_time, sig, wallet,
+                           trades[0].ix if trades else -1)
 
     def process_batch(self, items: Iterable[Input]) -> list[Moment]:
         out: list[Moment] = []
@@ -177,14 +188,15 @@ class Engine:
             return self._run_buffer()
         return []
 
-    def _offer(self, key: str, view: ParsedTransaction) -> list[Moment]:
-        slot = view.slot
+    def _offer(self, key: str, view: WalletTx, slot: int, block_time: int | None, sig: str, wallet: str,
+               ix: int) -> list[Moment]:
+        """`key` deduplicates; (sig, wallet, ix) is the view's place in the canonical order."""
         if slot == self._buf_slot and slot >= self._max_slot - self.dedup_slots and key not in self._seen:
             # the common case, spelled out: a new view of the slot being buffered
             self._seen.add(key)
             self._seen_order.append((slot, key))
+            self._buf_order.append((sig, wallet, ix, len(self._buf)))
             self._buf.append(view)
-            block_time = view.block_time
             if block_time is not None and (self._buf_time is None or block_time > self._buf_time):
                 self._buf_time = block_time
             return []
@@ -200,25 +212,28 @@ class Engine:
         self._seen_order.append((slot, key))
         if slot <= self._last_slot:
             stats.late += 1
-            return out + self._run_slot(slot, view.block_time, [view])
+            return out + self._run_slot(slot, block_time, [view])
         if self._buf_slot is not None and slot < self._buf_slot:  # an older slot not run yet: run it first
-            return out + self._run_slot(slot, view.block_time, [view])
+            return out + self._run_slot(slot, block_time, [view])
         self._buf_slot = slot
+        self._buf_order.append((sig, wallet, ix, len(self._buf)))
         self._buf.append(view)
-        if view.block_time is not None and (self._buf_time is None or view.block_time > self._buf_time):
-            self._buf_time = view.block_time
+        if block_time is not None and (self._buf_time is None or block_time > self._buf_time):
+            self._buf_time = block_time
         return out
 
     # -- one slot -----------------------------------------------------------------------
     def _run_buffer(self) -> list[Moment]:
         if self._buf_slot is None:
             return []
-        slot, block_time, views = self._buf_slot, self._buf_time, self._buf
-        self._buf_slot, self._buf_time, self._buf = None, None, []
-        views.sort(key=_canonical)
+        slot, block_time, views, order = self._buf_slot, self._buf_time, self._buf, self._buf_order
+        self._buf_slot, self._buf_time, self._buf, self._buf_order = None, None, [], []
+        if len(views) > 1:  # canonical order: (signature, wallet, ix), ties in arrival order (the 4th item)
+            order.sort()
+            views = [views[k[3]] for k in order]
         return self._run_slot(slot, block_time, views)
 
-    def _run_slot(self, slot: int, block_time: int | None, views: list[ParsedTransaction]) -> list[Moment]:
+    def _run_slot(self, slot: int, block_time: int | None, views: list[WalletTx]) -> list[Moment]:
         stats = self.stats
         stats.slots += 1
         stats.views += len(views)
@@ -243,6 +258,7 @@ class Engine:
 
         tracked = self.tracked
         out: list[Moment] = []
+        mine_of: list[list[WalletTx]]
         if self.shard_count == 1:
             mine_of = [[v for v in views if v.wallet in tracked] if tracked is not None else views]
         else:
@@ -261,9 +277,8 @@ class Engine:
                 found = shard.on_prices(slot_ticks.values())  # it keeps the mints it watches
                 if found:
                     out += found
-            apply = shard.apply
             for view in mine:
-                found = apply(view, legs)
+                found = shard.apply(view, legs)
                 if found:
                     out += found
             ctx = shard.ctx
@@ -316,6 +331,7 @@ class Engine:
         buffer = body["buffer"]
         self._buf_slot, self._buf_time = buffer["slot"], buffer["time"]
         self._buf = [decode_parsed(v) for v in buffer["views"]]
+        self._buf_order = [(*_canonical(v), k) for k, v in enumerate(self._buf)]
         self._seen_order = deque((slot, key) for slot, key in body["seen"])
         self._seen = {key for _, key in self._seen_order}
         self.book.load_dict(body["book"])
@@ -328,34 +344,26 @@ class Engine:
 class _EventView:
     """A bare TradeEvent read as a one-trade transaction (what `ShardState.apply` reads).
 
-    `signers`, `failed` and `flows` are the same for every view: class attributes (the
-    empty `flows` mapping is shared and read-only)."""
+    `signers`, `failed` and `flows` are the same for every view (the empty `flows` mapping
+    is shared and read-only)."""
 
-    __slots__ = ("signature", "slot", "block_time", "wallet", "fee_lamports", "program", "trades")
-
-    signers: tuple[str, ...] = ()
-    failed = False
-    flows: Mapping[str, Any] = MappingProxyType({})
+    __slots__ = ("signature", "slot", "block_time", "wallet", "fee_lamports", "program", "trades", "signers",
+                 "failed", "flows")
 
     def __init__(self, event: TradeEvent) -> None:
-        self.signature, self.slot, self.block_time, self.wallet, self.fee_lamports, self.program, self.trades = (
-            event.signature, event.slot, event.block_time, event.wallet, event.fee_lamports, event.program, (event,))
+        self.signature = event.signature
+        self.slot = event.slot
+        self.block_time = event.block_time
+        self.wallet = event.wallet
+        self.fee_lamports = event.fee_lamports
+        self.program = event.program
+        self.trades: tuple[TradeEvent, ...] = (event,)
+        self.signers: tuple[str, ...] = ()
+        self.failed = False
+        self.flows: Mapping[str, Any] = _NO_FLOWS
 
 
-def _event_view(event: TradeEvent) -> _EventView:
-    """`_EventView(event)` without the class call (`type.__call__` → `__init__`): one per input event."""
-    view = _new_object(_EventView)
-    view.signature = event.signature
-    view.slot = event.slot
-    view.block_time = event.block_time
-    view.wallet = event.wallet
-    view.fee_lamports = event.fee_lamports
-    view.program = event.program
-    view.trades = (event,)
-    return view
-
-
-def _canonical(view: ParsedTransaction) -> tuple[str, str, int]:
+def _canonical(view: WalletTx) -> tuple[str, str, int]:
     return (view.signature, view.wallet, view.trades[0].ix if view.trades else -1)
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from core.mints import SOL_MINT, STABLECOINS
 from core.models import Side, Tick, TradeEvent
@@ -67,13 +67,13 @@ __all__ = [
     "MintBook",
 ]
 
-ONE = Decimal(1)
-ZERO = Decimal(0)
-SWAP = Side.SWAP
-_new = object.__new__
-_new_tuple = tuple.__new__  # a NamedTuple from all its fields, without the keyword-parsing __new__
-_PRUNE_EVERY_S = 3_600
-DEFAULT_CANDLE_HORIZON_S = 86_400
+ONE: Final = Decimal(1)
+ZERO: Final = Decimal(0)
+SWAP: Final = Side.SWAP
+_new: Final = object.__new__
+_new_tuple: Final = tuple.__new__  # a NamedTuple from all its fields, without the keyword-parsing __new__
+_PRUNE_EVERY_S: Final = 3_600
+DEFAULT_CANDLE_HORIZON_S: Final = 86_400
 
 
 class PriceBook:
@@ -185,7 +185,7 @@ class PriceBook:
                     priced.append((trade, price))
             for trade, price in priced:
                 mint, amount = trade.mint, trade.amount
-                tick = _new(TickBuilder)  # new_tick(mint, price, amount, slot, block_time, wallet, signature), inlined
+                tick: Any = _new(TickBuilder)  # new_tick(mint, price, amount, slot, block_time, wallet, signature), inlined
                 tick.mint = mint
                 tick.price_usd = price
                 tick.amount = amount

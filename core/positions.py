@@ -18,38 +18,50 @@ also what IDLE_YIELD integrates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Final
 
 from core.snapshot import opt_dec
 
 __all__ = ["Lot", "Entry", "Position", "Positions"]
 
-ZERO = Decimal(0)
-_new = object.__new__
-_new_tuple = tuple.__new__
+ZERO: Final = Decimal(0)
 
 
-@dataclass(slots=True)
 class Lot:
-    key: str
-    amount: Decimal  # still held
-    cost: Decimal | None  # USD cost basis of what is still held; None = no cost basis
-    slot: int
-    time: int
+    __slots__ = ("key", "amount", "cost", "slot", "time")
+
+    def __init__(self, key: str, amount: Decimal, cost: Decimal | None, slot: int, time: int) -> None:
+        self.key = key
+        self.amount = amount  # still held
+        self.cost = cost  # USD cost basis of what is still held; None = no cost basis
+        self.slot = slot
+        self.time = time
+
+    def __repr__(self) -> str:
+        return f"Lot(key={self.key!r}, amount={self.amount!r}, cost={self.cost!r}, slot={self.slot}, time={self.time})"
 
     def to_list(self) -> list[Any]:
         return [self.key, str(self.amount), None if self.cost is None else str(self.cost), self.slot, self.time]
 
 
-class Entry(NamedTuple):
+class Entry:
     """The BUY that opened the current holding episode."""
 
-    signature: str
-    slot: int
-    time: int
-    price: Decimal
+    __slots__ = ("signature", "slot", "time", "price")
+
+    def __init__(self, signature: str, slot: int, time: int, price: Decimal) -> None:
+        self.signature = signature
+        self.slot = slot
+        self.time = time
+        self.price = price
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Entry) and (self.signature, self.slot, self.time, self.price) == (
+            other.signature, other.slot, other.time, other.price)
+
+    def __repr__(self) -> str:
+        return f"Entry(signature={self.signature!r}, slot={self.slot}, time={self.time}, price={self.price!r})"
 
 
 class Position:
@@ -119,15 +131,8 @@ class Positions:
             mints = self._wallets[wallet] = {}
         pos = mints.get(mint)
         if pos is None:
-            pos = mints[mint] = _new(Position)  # Position() without the class call
-            pos.lots, pos.head, pos.by_key, pos.entry = [], 0, {}, None
-            pos.amount = pos.basis_amount = pos.basis_cost = ZERO
-        lot = _new(Lot)  # Lot(key, amount, cost, slot, time) without the class call
-        lot.key = key
-        lot.amount = amount
-        lot.cost = cost
-        lot.slot = slot
-        lot.time = time
+            pos = mints[mint] = Position()
+        lot = Lot(key, amount, cost, slot, time)
         pos.lots.append(lot)
         pos.by_key[key] = lot
         pos.amount += amount
@@ -135,7 +140,7 @@ class Positions:
             pos.basis_amount += amount
             pos.basis_cost += cost
         if entry is not None and pos.entry is None:
-            pos.entry = _new_tuple(Entry, (entry[0], slot, time, entry[1]))  # Entry(...), without its keyword parsing
+            pos.entry = Entry(entry[0], slot, time, entry[1])
             return True
         return False
 

@@ -84,7 +84,8 @@ def decode_trade(d: list[Any]) -> TradeEvent:
     )
 
 
-def encode_parsed(p: ParsedTransaction) -> dict[str, Any]:
+def encode_parsed(p: Any) -> dict[str, Any]:
+    """A `ParsedTransaction` (or any view with its fields, e.g. the engine's view of a bare TradeEvent)."""
     return {
         "signature": p.signature, "slot": p.slot, "block_time": p.block_time, "wallet": p.wallet,
         "signers": list(p.signers), "failed": p.failed, "fee_lamports": p.fee_lamports, "program": p.program,

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from core.detectors import DETECTORS, Detector, Leg, LegRole, ShardContext
-from core.detectors.base import make_leg
 from core.mints import STABLECOINS
 from core.models import Moment, Side, TradeEvent
 from core.oracle import LegPrices, MintHistory, RefAnswer, RefRequest, SlotTicks
@@ -34,28 +33,40 @@ from core.windows import Watermark
 
 __all__ = ["ShardState", "WalletTx"]
 
-_NO_PRICES: Mapping[tuple[str, str, int], LegPrices] = {}
-ZERO = Decimal(0)
-_BUY, _SELL, _SWAP = Side.BUY, Side.SELL, Side.SWAP
-_R_BUY, _R_SELL, _R_SEND, _R_RECEIVE = LegRole.BUY, LegRole.SELL, LegRole.SEND, LegRole.RECEIVE
+_NO_PRICES: Final[Mapping[tuple[str, str, int], LegPrices]] = {}
+ZERO: Final = Decimal(0)
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_SWAP: Final = Side.SWAP
+_R_BUY: Final = LegRole.BUY
+_R_SELL: Final = LegRole.SELL
+_R_SEND: Final = LegRole.SEND
+_R_RECEIVE: Final = LegRole.RECEIVE
 
 
 class WalletTx(Protocol):
     """What `ShardState.apply` reads of a transaction (a `ParsedTransaction` has all of it)."""
 
-    signature: str
-    slot: int
-    block_time: int | None
-    wallet: str
-    failed: bool
-    flows: Mapping[str, Decimal]
-    trades: tuple[TradeEvent, ...]
+    @property
+    def signature(self) -> str: ...
+    @property
+    def slot(self) -> int: ...
+    @property
+    def block_time(self) -> int | None: ...
+    @property
+    def wallet(self) -> str: ...
+    @property
+    def failed(self) -> bool: ...
+    @property
+    def flows(self) -> Mapping[str, Decimal]: ...
+    @property
+    def trades(self) -> tuple[TradeEvent, ...]: ...
 
 
-def _overrides(detectors: list[Detector], hook: str) -> list[Any]:
-    """Bound hooks of the detectors that override `hook` (skip the no-op defaults)."""
+def _overrides(detectors: list[Detector], hook: str) -> list[Detector]:
+    """The detectors that override `hook` (the no-op defaults are skipped)."""
     base = getattr(Detector, hook)
-    return [getattr(d, hook) for d in detectors if getattr(type(d), hook) is not base]
+    return [d for d in detectors if getattr(type(d), hook) is not base]
 
 
 class ShardState:
@@ -67,9 +78,11 @@ class ShardState:
         self.ctx = ShardContext(thresholds, shard_id)
         self.detectors: list[Detector] = [cls(self.ctx) for cls in DETECTORS]
         self._on_seen = _overrides(self.detectors, "on_seen")
-        trade_hooks = [d for d in self.detectors if type(d).on_trade is not Detector.on_trade]
-        self._role_hooks = tuple(tuple(d.on_trade for d in trade_hooks if role in d.roles)
-                                 for role in (LegRole.BUY, LegRole.SELL, LegRole.SEND, LegRole.RECEIVE))
+        trade_hooks = _overrides(self.detectors, "on_trade")
+        self._buy_hooks = [d for d in trade_hooks if LegRole.BUY in d.roles]
+        self._sell_hooks = [d for d in trade_hooks if LegRole.SELL in d.roles]
+        self._send_hooks = [d for d in trade_hooks if LegRole.SEND in d.roles]
+        self._receive_hooks = [d for d in trade_hooks if LegRole.RECEIVE in d.roles]
         self._on_tick = _overrides(self.detectors, "on_tick")
         self._on_history = _overrides(self.detectors, "on_history")
         self._on_reference = _overrides(self.detectors, "on_reference")
@@ -96,8 +109,8 @@ class ShardState:
         if block_time is not None and block_time > wm.time:
             wm.time = block_time
         out: list[Moment] = []
-        for hook in self._on_watermark:
-            found = hook(wm)
+        for d in self._on_watermark:
+            found = d.on_watermark(wm)
             if found:
                 out += found
         return out
@@ -110,8 +123,8 @@ class ShardState:
             if mint not in watched:
                 continue
             prices[mint] = ticks[6]  # .close
-            for hook in hooks:
-                found = hook(ticks)
+            for d in hooks:
+                found = d.on_tick(ticks)
                 if found:
                     out += found
         return out
@@ -119,8 +132,8 @@ class ShardState:
     def on_references(self, answers: Iterable[RefAnswer]) -> None:
         """BAD_ROUTE references the price side answered for this shard (before `advance`)."""
         for answer in answers:
-            for hook in self._on_reference:
-                hook(answer)
+            for d in self._on_reference:
+                d.on_reference(answer)
 
     def take_history_requests(self) -> list[str]:
         """Mints first watched in this slot: each wants its latest price (`on_history`)."""
@@ -138,8 +151,8 @@ class ShardState:
         for history in histories:
             if history.mint in self.ctx.watched and history.last_price is not None:
                 self.ctx.prices[history.mint] = history.last_price
-            for hook in self._on_history:
-                hook(history)
+            for d in self._on_history:
+                d.on_history(history)
 
     def apply(self, tx: WalletTx, leg_prices: Mapping[tuple[str, str, int], LegPrices] = _NO_PRICES) -> list[Moment]:
         """One transaction of a wallet this shard owns: each leg goes to positions, then to
@@ -148,15 +161,15 @@ class ShardState:
         ctx = self.ctx
         time = ctx.watermark.time if block_time is None else block_time
         out: list[Moment] = []
-        for hook in self._on_seen:
-            found = hook(wallet, slot, time)
+        for d in self._on_seen:
+            found = d.on_seen(wallet, slot, time)
             if found:
                 out += found
         if tx.failed:
             return out
         positions = ctx.positions
-        acquire, dispose = positions.acquire, positions.dispose
-        buy_hooks, sell_hooks, send_hooks, receive_hooks = self._role_hooks
+        buy_hooks, sell_hooks = self._buy_hooks, self._sell_hooks
+        send_hooks, receive_hooks = self._send_hooks, self._receive_hooks
         flows = tx.flows
         traded: dict[str, Decimal] = {}
         for trade in tx.trades:
@@ -171,19 +184,19 @@ class ShardState:
             if side is _SWAP:
                 lp = leg_prices.get((sig, wallet, ix))
                 p_mint, p_quote = lp if lp else (None, None)  # LegPrices (mint, quote)
-                dispose(wallet, quote, quote_amount)
-                leg = make_leg(wallet, sig, ix, slot, time, _R_SELL, quote, quote_amount, p_quote,
+                positions.dispose(wallet, quote, quote_amount)
+                leg = Leg(wallet, sig, ix, slot, time, _R_SELL, quote, quote_amount, p_quote,
                                  p_mint is None and p_quote is not None, None, False)
-                for hook in sell_hooks:
-                    found = hook(leg)
+                for d in sell_hooks:
+                    found = d.on_trade(leg)
                     if found:
                         out += found
-                opened = acquire(wallet, mint, amount, None if p_mint is None else amount * p_mint, key,
+                opened = positions.acquire(wallet, mint, amount, None if p_mint is None else amount * p_mint, key,
                                  slot, time, None if p_mint is None else (sig, p_mint))
-                leg = make_leg(wallet, sig, ix, slot, time, _R_BUY, mint, amount, p_mint, p_mint is not None, key,
+                leg = Leg(wallet, sig, ix, slot, time, _R_BUY, mint, amount, p_mint, p_mint is not None, key,
                                  opened)
-                for hook in buy_hooks:
-                    found = hook(leg)
+                for d in buy_hooks:
+                    found = d.on_trade(leg)
                     if found:
                         out += found
                 continue
@@ -193,53 +206,53 @@ class ShardState:
                     price = lp[0]  # LegPrices.mint
             if side is _BUY:
                 if price is None:
-                    opened = acquire(wallet, mint, amount, None, key, slot, time, None)
+                    opened = positions.acquire(wallet, mint, amount, None, key, slot, time, None)
                 else:
-                    opened = acquire(wallet, mint, amount, quote_amount if quote in STABLECOINS else amount * price,
+                    opened = positions.acquire(wallet, mint, amount, quote_amount if quote in STABLECOINS else amount * price,
                                      key, slot, time, (sig, price))
-                leg = make_leg(wallet, sig, ix, slot, time, _R_BUY, mint, amount, price, price is not None, key,
+                leg = Leg(wallet, sig, ix, slot, time, _R_BUY, mint, amount, price, price is not None, key,
                                  opened)
-                for hook in buy_hooks:
-                    found = hook(leg)
+                for d in buy_hooks:
+                    found = d.on_trade(leg)
                     if found:
                         out += found
-                dispose(wallet, quote, quote_amount)
+                positions.dispose(wallet, quote, quote_amount)
                 if send_hooks:
-                    leg = make_leg(wallet, sig, ix, slot, time, _R_SEND, quote, quote_amount, None, False, None,
+                    leg = Leg(wallet, sig, ix, slot, time, _R_SEND, quote, quote_amount, None, False, None,
                                      False)
-                    for hook in send_hooks:
-                        found = hook(leg)
+                    for d in send_hooks:
+                        found = d.on_trade(leg)
                         if found:
                             out += found
             else:
-                dispose(wallet, mint, amount)
-                leg = make_leg(wallet, sig, ix, slot, time, _R_SELL, mint, amount, price, price is not None, None,
+                positions.dispose(wallet, mint, amount)
+                leg = Leg(wallet, sig, ix, slot, time, _R_SELL, mint, amount, price, price is not None, None,
                                  False)
-                for hook in sell_hooks:
-                    found = hook(leg)
+                for d in sell_hooks:
+                    found = d.on_trade(leg)
                     if found:
                         out += found
                 value = None if price is None else (quote_amount if quote in STABLECOINS else amount * price)
-                acquire(wallet, quote, quote_amount, value, f"{key}:q", slot, time)
+                positions.acquire(wallet, quote, quote_amount, value, f"{key}:q", slot, time)
                 if receive_hooks:
-                    leg = make_leg(wallet, sig, ix, slot, time, _R_RECEIVE, quote, quote_amount, None, False, None,
+                    leg = Leg(wallet, sig, ix, slot, time, _R_RECEIVE, quote, quote_amount, None, False, None,
                                      False)
-                    for hook in receive_hooks:
-                        found = hook(leg)
+                    for d in receive_hooks:
+                        found = d.on_trade(leg)
                         if found:
                             out += found
         for mint, delta in flows.items():  # what the trades do not explain: transfers in and out
             rest = delta - traded.get(mint, ZERO)
             if rest > 0:
-                acquire(wallet, mint, rest, None, f"{sig}:t", slot, time)
+                positions.acquire(wallet, mint, rest, None, f"{sig}:t", slot, time)
                 leg, hooks = Leg(wallet, sig, -1, slot, time, _R_RECEIVE, mint, rest, None), receive_hooks
             elif rest < 0:
-                dispose(wallet, mint, -rest)
+                positions.dispose(wallet, mint, -rest)
                 leg, hooks = Leg(wallet, sig, -1, slot, time, _R_SEND, mint, -rest, None), send_hooks
             else:
                 continue
-            for hook in hooks:
-                found = hook(leg)
+            for d in hooks:
+                found = d.on_trade(leg)
                 if found:
                     out += found
         return out

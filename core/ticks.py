@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from core._frozen import builder
 from core.models import Tick
@@ -33,15 +32,25 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
 class Candle:
-    minute: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal  # token amount traded
-    count: int
+    __slots__ = ("minute", "open", "high", "low", "close", "volume", "count")
+
+    def __init__(self, minute: int, open: Decimal, high: Decimal, low: Decimal, close: Decimal, volume: Decimal,
+                 count: int) -> None:
+        self.minute = minute
+        self.open = open
+        self.high = high
+        self.low = low
+        self.close = close
+        self.volume = volume  # token amount traded
+        self.count = count
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Candle) and self.to_list() == other.to_list()
+
+    def __repr__(self) -> str:
+        return (f"Candle(minute={self.minute}, open={self.open!r}, high={self.high!r}, low={self.low!r}, "
+                f"close={self.close!r}, volume={self.volume!r}, count={self.count})")
 
     def to_list(self) -> list[Any]:
         return [self.minute, str(self.open), str(self.high), str(self.low), str(self.close), str(self.volume), self.count]
@@ -109,15 +118,15 @@ class RefAnswer(NamedTuple):
     reference: Reference | None  # None: fewer reference ticks than required
 
 
-_new = object.__new__
-TickBuilder = builder(Tick)  # see core._frozen
+_new: Final = object.__new__
+TickBuilder: Final = builder(Tick)  # see core._frozen
 
 
 def new_tick(mint: str, price_usd: Decimal, amount: Decimal, slot: int, block_time: int, wallet: str,
              signature: str) -> Tick:
     """`Tick(...)` without a frozen dataclass's per-field `object.__setattr__` (see
     `core._frozen`): the oracle makes one per priced trade."""
-    tick = _new(TickBuilder)
+    tick: Any = _new(TickBuilder)
     tick.mint = mint
     tick.price_usd = price_usd
     tick.amount = amount

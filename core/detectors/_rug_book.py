@@ -2,7 +2,9 @@
 
 Eligible watches of a mint that share a state share a `_Group` (the same `p_high`; for
 candidates also the same crossing), because every later tick moves them alike: a tick
-then costs O(log groups), not O(wallets). Watches whose cost basis is below the minimum
+then costs O(log groups), not O(wallets). Eligible groups are kept sorted by `p_high` in
+two parallel lists (`keys`, `groups`): found by bisection, never by hashing a Decimal
+(whose hash is a modular exponentiation). Watches whose cost basis is below the minimum
 are *parked* outside the groups; a monotonic stack of per-slot highs answers "highest
 tick after slot s" when one becomes eligible again.
 """
@@ -49,8 +51,8 @@ class MintRug:
     __slots__ = ("groups", "keys", "cands", "parked", "floors", "stack", "p_now", "t_now")
 
     def __init__(self) -> None:
-        self.groups: dict[Decimal, Group] = {}  # eligible, not collapsed: by p_high
-        self.keys: list[Decimal] = []  # their p_high, sorted
+        self.keys: list[Decimal] = []  # eligible, not collapsed groups: their p_high, sorted (all distinct)
+        self.groups: list[Group] = []  # ... and the groups, in the same order
         self.cands: dict[int, Group] = {}  # collapsed, awaiting confirmation
         self.parked: dict[str, Watch] = {}
         self.floors: list[tuple[int, str]] = []  # heap (ref_slot, key) of parked watches, lazily cleaned
@@ -63,11 +65,15 @@ class MintRug:
 
     def insert(self, w: Watch, p_high: Decimal, new_gid: int) -> bool:
         """Put an eligible watch in the group of `p_high`; True if that used `new_gid`."""
-        group = self.groups.get(p_high)
-        created = group is None
-        if group is None:
-            group = self.groups[p_high] = Group(new_gid, p_high)
-            bisect.insort(self.keys, p_high)
+        keys = self.keys
+        i = bisect.bisect_left(keys, p_high)
+        created = i == len(keys) or keys[i] != p_high
+        if created:
+            group = Group(new_gid, p_high)
+            keys.insert(i, p_high)
+            self.groups.insert(i, group)
+        else:
+            group = self.groups[i]
         group.members[w.key] = w
         w.group = group
         return created
@@ -96,8 +102,9 @@ class MintRug:
         if group.candidate:
             del self.cands[group.gid]
             return group
-        del self.groups[group.p_high]
-        del self.keys[bisect.bisect_left(self.keys, group.p_high)]
+        i = bisect.bisect_left(self.keys, group.p_high)
+        del self.keys[i]
+        del self.groups[i]
         return None
 
     def push_high(self, slot: int, high: Decimal) -> None:
@@ -125,29 +132,33 @@ class MintRug:
         groups, keys = self.groups, self.keys
         cut = bisect.bisect_left(keys, high)
         if cut == 1 and (len(keys) == 1 or keys[1] != high):  # one group below: it just moves up
-            group = groups.pop(keys[0])
+            group = groups[0]
             group.p_high = keys[0] = high
-            groups[high] = group
             return
-        merged = [groups.pop(k) for k in keys[:cut]]
+        merged = groups[:cut]
         del keys[:cut]
-        existing = groups.get(high)
-        if existing is not None:
-            merged.append(existing)
+        del groups[:cut]
+        if keys and keys[0] == high:  # a group at exactly `high` already: it joins (its key stays)
+            merged.append(groups[0])
         else:
             keys.insert(0, high)
-        base = max(merged, key=lambda g: len(g.members))
+            groups.insert(0, merged[0])
+        base = merged[0]  # the largest group absorbs the others (the first of the largest)
+        for group in merged:
+            if len(group.members) > len(base.members):
+                base = group
         for group in merged:
             if group is not base:
                 for w in group.members.values():
                     w.group = base
                 base.members.update(group.members)
         base.p_high = high
-        groups[high] = base
+        groups[0] = base
 
     def collapsed(self, close: Decimal, factor: Decimal) -> list[Group]:
         """Take out the groups whose p_high * factor >= close (they just crossed)."""
-        keys, out = self.keys, []
+        keys, groups, out = self.keys, self.groups, []
         while keys and keys[-1] * factor >= close:
-            out.append(self.groups.pop(keys.pop()))
+            keys.pop()
+            out.append(groups.pop())
         return out

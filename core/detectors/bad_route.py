@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from core.detectors.base import (
     Detector,
@@ -21,9 +21,8 @@ from core.windows import Watermark
 
 __all__ = ["BadRoute"]
 
-_BUY = LegRole.BUY
-_new_tuple = tuple.__new__  # RefRequest(...) without the NamedTuple keyword-parsing __new__
-_new = object.__new__
+_BUY: Final = LegRole.BUY
+_new_tuple: Final = tuple.__new__  # RefRequest(...) without the NamedTuple keyword-parsing __new__
 
 RULE = ("p_ref = median of other wallets' ticks within +/- window; pct = (p_exec - p_ref) / p_ref for a BUY, "
         "(p_ref - p_exec) / p_ref for a SELL; usd = amount * |p_exec - p_ref|")
@@ -32,22 +31,19 @@ RULE = ("p_ref = median of other wallets' ticks within +/- window; pct = (p_exec
 class _Pending:
     __slots__ = ("key", "wallet", "mint", "sig", "slot", "t", "buy", "amount", "p_exec")
 
-    def __init__(self, key: str, leg: Leg) -> None:
-        self.key, self.wallet, self.mint, self.sig, self.slot, self.t = (
-            key, leg.wallet, leg.mint, leg.signature, leg.slot, leg.time)
-        self.buy = leg.role is LegRole.BUY
-        self.amount, self.p_exec = leg.amount, leg.price_usd
+    def __init__(self, key: str, wallet: str, mint: str, sig: str, slot: int, t: int, buy: bool, amount: Decimal,
+                 p_exec: Decimal) -> None:
+        self.key, self.wallet, self.mint, self.sig, self.slot, self.t = key, wallet, mint, sig, slot, t
+        self.buy, self.amount, self.p_exec = buy, amount, p_exec
 
     def to_list(self) -> list[Any]:
         return [self.key, self.wallet, self.mint, self.sig, self.slot, self.t, self.buy, str(self.amount),
                 str(self.p_exec)]
 
-    @classmethod
-    def from_list(cls, d: list[Any]) -> _Pending:
-        p = cls.__new__(cls)
-        p.key, p.wallet, p.mint, p.sig, p.slot, p.t, p.buy, amount, p_exec = d
-        p.amount, p.p_exec = Decimal(amount), Decimal(p_exec)
-        return p
+    @staticmethod
+    def from_list(d: list[Any]) -> _Pending:
+        key, wallet, mint, sig, slot, t, buy, amount, p_exec = d
+        return _Pending(key, wallet, mint, sig, slot, t, buy, Decimal(amount), Decimal(p_exec))
 
 
 class BadRoute(Detector):
@@ -97,9 +93,8 @@ class BadRoute(Detector):
         key = f"{wallet}|{mint}|{leg.signature}"
         pending = self.pending
         if key not in pending:
-            p = pending[key] = _new(_Pending)  # _Pending(key, leg) without the class call
-            p.key, p.wallet, p.mint, p.sig, p.slot, p.t = key, wallet, mint, leg.signature, leg.slot, leg.time
-            p.buy, p.amount, p.p_exec = leg.role is _BUY, leg.amount, price
+            pending[key] = _Pending(key, wallet, mint, leg.signature, leg.slot, leg.time, leg.role is _BUY,
+                                    leg.amount, price)
             ctx = self.ctx
             ctx.reference_requests.append(_new_tuple(RefRequest, (ctx.shard_id, key, mint, leg.time, wallet)))
         return []

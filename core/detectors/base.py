@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from decimal import Context, Decimal
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from core._frozen import builder
 from core.mints import STABLECOINS
@@ -37,7 +37,6 @@ from core.windows import Watermark
 __all__ = [
     "LegRole",
     "Leg",
-    "make_leg",
     "ShardContext",
     "Detector",
     "build_moment",
@@ -47,11 +46,11 @@ __all__ = [
     "clamp01",
 ]
 
-ZERO = Decimal(0)
-ONE = Decimal(1)
-_WIDE = Context(prec=60)
-_Q8 = Decimal("1E-8")
-_Q4 = Decimal("1E-4")
+ZERO: Final = Decimal(0)
+ONE: Final = Decimal(1)
+_WIDE: Final = Context(prec=60)
+_Q8: Final = Decimal("1E-8")
+_Q4: Final = Decimal("1E-4")
 
 
 class LegRole(StrEnum):
@@ -91,26 +90,6 @@ class Leg:
     def __repr__(self) -> str:
         return (f"Leg({self.role.value} {self.amount} {self.mint[:6]} @ {self.price_usd} by {self.wallet[:6]} "
                 f"in {self.signature[:8]}:{self.ix})")
-
-
-def make_leg(wallet: str, signature: str, ix: int, slot: int, time: int, role: LegRole, mint: str, amount: Decimal,
-             price_usd: Decimal | None, judged: bool, lot_key: str | None, opened_entry: bool) -> Leg:
-    """`Leg(...)` with every field given: a plain call plus slot stores is cheaper than a
-    class call (`type.__call__` → `__init__`), and the shard makes one or two per trade."""
-    leg = _new(Leg)
-    leg.wallet = wallet
-    leg.signature = signature
-    leg.ix = ix
-    leg.slot = slot
-    leg.time = time
-    leg.role = role
-    leg.mint = mint
-    leg.amount = amount
-    leg.price_usd = price_usd
-    leg.judged = judged
-    leg.lot_key = lot_key
-    leg.opened_entry = opened_entry
-    return leg
 
 
 class ShardContext:
@@ -199,8 +178,8 @@ def clamp01(x: Decimal) -> Decimal:
     return ZERO if x < 0 else ONE if x > 1 else x
 
 
-_normalize = _WIDE.normalize
-_quantize = _WIDE.quantize
+_normalize: Final = _WIDE.normalize
+_quantize: Final = _WIDE.quantize
 
 
 def decimal_text(value: Decimal) -> str:
@@ -218,8 +197,8 @@ def explain_text(values: dict[str, Any]) -> dict[str, Any]:
     return {k: decimal_text(v) if v.__class__ is Decimal else v for k, v in values.items()}
 
 
-_new = object.__new__
-_MomentBuilder = builder(Moment)
+_new: Final = object.__new__
+_MomentBuilder: Final = builder(Moment)
 
 
 def build_moment(
@@ -263,7 +242,7 @@ def make_moment(
     if usd < ZERO:
         usd = ZERO
     text = decimal_text
-    m = _new(_MomentBuilder)  # `Moment(...)` without a frozen __init__ (see core._frozen)
+    m: Any = _new(_MomentBuilder)  # `Moment(...)` without a frozen __init__ (see core._frozen)
     m.id = mid
     m.kind = kind
     m.wallet = wallet

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from core.detectors.base import (
     ONE,
@@ -24,22 +24,24 @@ from core.windows import TimerQueue, Watermark
 
 __all__ = ["BagHolderDrawdown"]
 
-_LATE = Decimal("1.000000000001")
-_BUY = LegRole.BUY
-_OPEN, _FINAL = MomentStatus.OPEN, MomentStatus.FINAL
-_BHD = MomentKind.BHD
-_new = object.__new__
-heappush, heappop = heapq.heappush, heapq.heappop
-RULE = "pct = (p_low - p_entry) / p_entry; usd = held * (p_entry - p_low)"
+_LATE: Final = Decimal("1.000000000001")
+_BUY: Final = LegRole.BUY
+_OPEN: Final = MomentStatus.OPEN
+_FINAL: Final = MomentStatus.FINAL
+_BHD: Final = MomentKind.BHD
+heappush: Final = heapq.heappush
+heappop: Final = heapq.heappop
+RULE: Final = "pct = (p_low - p_entry) / p_entry; usd = held * (p_entry - p_low)"
 
 
 class _Watch:
     __slots__ = ("wid", "wallet", "mint", "sig", "slot", "t", "end", "lot", "q", "p_entry", "crossed",
                  "trough", "trough_time", "held", "detected_at", "mid", "texts")
 
-    def __init__(self, wid: str, leg: Leg, end: int) -> None:
-        self.wid, self.wallet, self.mint, self.sig, self.slot = wid, leg.wallet, leg.mint, leg.signature, leg.slot
-        self.t, self.end, self.lot, self.q, self.p_entry = leg.time, end, leg.lot_key, leg.amount, leg.price_usd
+    def __init__(self, wid: str, wallet: str, mint: str, sig: str, slot: int, t: int, end: int, lot: str,
+                 q: Decimal, p_entry: Decimal) -> None:
+        self.wid, self.wallet, self.mint, self.sig, self.slot = wid, wallet, mint, sig, slot
+        self.t, self.end, self.lot, self.q, self.p_entry = t, end, lot, q, p_entry
         self.crossed = False
         self.trough: Decimal = ZERO
         self.trough_time = 0
@@ -52,13 +54,13 @@ class _Watch:
         return [self.wid, self.wallet, self.mint, self.sig, self.slot, self.t, self.end, self.lot, str(self.q),
                 str(self.p_entry), self.crossed, str(self.trough), self.trough_time, str(self.held), self.detected_at]
 
-    @classmethod
-    def from_list(cls, d: list[Any]) -> _Watch:
-        w = cls.__new__(cls)
-        (w.wid, w.wallet, w.mint, w.sig, w.slot, w.t, w.end, w.lot, q, p_entry, w.crossed, trough,
-         w.trough_time, held, w.detected_at) = d
-        w.q, w.p_entry, w.trough, w.held = Decimal(q), Decimal(p_entry), Decimal(trough), Decimal(held)
-        w.mid = w.texts = None
+    @staticmethod
+    def from_list(d: list[Any]) -> _Watch:
+        (wid, wallet, mint, sig, slot, t, end, lot, q, p_entry, crossed, trough, trough_time, held,
+         detected_at) = d
+        w = _Watch(wid, wallet, mint, sig, slot, t, end, lot, Decimal(q), Decimal(p_entry))
+        w.crossed, w.trough, w.trough_time = crossed, Decimal(trough), trough_time
+        w.held, w.detected_at = Decimal(held), detected_at
         return w
 
 
@@ -109,8 +111,8 @@ class BagHolderDrawdown(Detector):
         return min(p_entry * self._factor, p_entry - self._min_usd / held)
 
     def on_trade(self, leg: Leg) -> list[Moment]:
-        price = leg.price_usd
-        if price is None or leg.role is not _BUY or price <= ZERO or leg.lot_key is None:
+        price, lot = leg.price_usd, leg.lot_key
+        if price is None or leg.role is not _BUY or price <= ZERO or lot is None:
             return []
         by_pct = price * self._factor
         by_usd = price - self._min_usd / leg.amount
@@ -123,11 +125,7 @@ class BagHolderDrawdown(Detector):
         if wid in watches:
             return []
         end = leg.time + self._window
-        w = watches[wid] = _new(_Watch)  # _Watch(wid, leg, end) without the class call
-        w.wid, w.wallet, w.mint, w.sig, w.slot, w.t, w.end, w.lot, w.q, w.p_entry = (
-            wid, leg.wallet, mint, leg.signature, leg.slot, leg.time, end, leg.lot_key, leg.amount, price)
-        w.crossed, w.trough, w.trough_time, w.held, w.detected_at, w.mid, w.texts = (
-            False, ZERO, 0, ZERO, 0, None, None)
+        watches[wid] = _Watch(wid, leg.wallet, mint, leg.signature, leg.slot, leg.time, end, lot, leg.amount, price)
         self.seq = seq = self.seq + 1
         item = (-(p_cross * _LATE), seq, wid)
         heap = self.pending.get(mint)
@@ -146,7 +144,7 @@ class BagHolderDrawdown(Detector):
     def on_tick(self, ticks: SlotTicks) -> list[Moment]:
         mint, _, now, _, _, low, _ = ticks  # SlotTicks (NamedTuple attribute reads are slow in 3.11)
         out: list[Moment] = []
-        remaining = self.ctx.positions.remaining
+        positions = self.ctx.positions
         crossed = self.crossed.get(mint)
         if crossed and -crossed[0][0] > low:  # crossed watches whose trough this slot undercuts
             back = []
@@ -157,7 +155,7 @@ class BagHolderDrawdown(Detector):
                 w = watches.get(item[2])
                 if w is None:
                     continue  # window closed
-                held = remaining(w.wallet, mint, w.lot)
+                held = positions.remaining(w.wallet, mint, w.lot)
                 if not held:
                     continue  # nothing left of the lot: the reported trough stands
                 drop = w.p_entry - low
@@ -181,7 +179,7 @@ class BagHolderDrawdown(Detector):
                 if now <= w.t:
                     retry.append(item)
                     continue
-                held = remaining(w.wallet, mint, w.lot)
+                held = positions.remaining(w.wallet, mint, w.lot)
                 if not held:
                     self._drop(w, compact=False)  # sold before any crossing trough: can never qualify
                     continue
@@ -246,8 +244,10 @@ class BagHolderDrawdown(Detector):
         mid = w.mid
         if mid is None:
             mid = w.mid = moment_id(MomentKind.BHD, w.wallet, w.mint, w.sig)
-            w.texts = (decimal_text(w.q), decimal_text(w.p_entry))
-        q_text, p_entry_text = w.texts  # type: ignore[misc]
+        texts = w.texts
+        if texts is None:
+            texts = w.texts = (decimal_text(w.q), decimal_text(w.p_entry))
+        q_text, p_entry_text = texts
         p_entry, trough, held = w.p_entry, w.trough, w.held
         drop = p_entry - trough
         pct = -drop / p_entry

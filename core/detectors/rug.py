@@ -92,7 +92,7 @@ class RugPull(Detector):
             return []
         pos = self.ctx.positions.position(wallet, mint)
         entry = None if pos is None else pos.entry
-        if entry is None or entry[0] != w.sig:  # Entry.signature
+        if entry is None or entry.signature != w.sig:
             return self._end(w, "exited", leg.time)
         eligible = pos.basis_cost >= self._min_cost  # type: ignore[union-attr]
         group = w.group
@@ -231,7 +231,7 @@ class RugPull(Detector):
     def to_dict(self) -> dict[str, Any]:
         mints = {}
         for mint, ms in self.mints.items():
-            groups = list(ms.groups.values()) + list(ms.cands.values())
+            groups = ms.groups + list(ms.cands.values())
             mints[mint] = {
                 "p_now": str(ms.p_now), "t_now": ms.t_now,
                 "groups": [[g.gid, g.candidate, str(g.p_high), g.since, g.deadline, str(g.p_low), list(g.members)]
@@ -255,6 +255,7 @@ class RugPull(Detector):
         for mint, m in d["mints"].items():
             ms = self.mints[mint] = MintRug()
             ms.p_now, ms.t_now = Decimal(m["p_now"]), m["t_now"]
+            eligible: list[Group] = []
             for gid, candidate, p_high, since, deadline, p_low, members in m["groups"]:
                 g = Group(gid, Decimal(p_high))
                 g.candidate, g.since, g.deadline, g.p_low = candidate, since, deadline, Decimal(p_low)
@@ -265,8 +266,9 @@ class RugPull(Detector):
                     ms.cands[gid] = g
                     self.groups[gid] = g
                 else:
-                    ms.groups[g.p_high] = g
-            ms.keys = sorted(ms.groups)
+                    eligible.append(g)
+            eligible.sort(key=lambda g: g.p_high)
+            ms.keys, ms.groups = [g.p_high for g in eligible], eligible
             ms.parked = {key: self.watches[key] for key in m["parked"]}
             ms.floors = [(slot, key) for slot, key in m["floors"]]
             ms.stack = [(slot, Decimal(p)) for slot, p in m["stack"]]

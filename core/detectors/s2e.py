@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from core.detectors.base import (
     ONE,
@@ -24,22 +24,24 @@ from core.windows import TimerQueue, Watermark
 
 __all__ = ["SoldTooEarly"]
 
-_EARLY = Decimal("0.999999999999")
-_SELL = LegRole.SELL
-_OPEN, _FINAL = MomentStatus.OPEN, MomentStatus.FINAL
-_S2E = MomentKind.S2E
-_new = object.__new__
-heappush, heappop = heapq.heappush, heapq.heappop
-RULE = "pct = (p_peak - p_exit) / p_exit; usd = q * (p_peak - p_exit)"
+_EARLY: Final = Decimal("0.999999999999")
+_SELL: Final = LegRole.SELL
+_OPEN: Final = MomentStatus.OPEN
+_FINAL: Final = MomentStatus.FINAL
+_S2E: Final = MomentKind.S2E
+heappush: Final = heapq.heappush
+heappop: Final = heapq.heappop
+RULE: Final = "pct = (p_peak - p_exit) / p_exit; usd = q * (p_peak - p_exit)"
 
 
 class _Watch:
     __slots__ = ("wid", "wallet", "mint", "sig", "slot", "t", "end", "q", "p_exit", "p_cross",
                  "crossed", "peak", "peak_time", "detected_at", "mid", "texts")
 
-    def __init__(self, wid: str, leg: Leg, end: int, p_cross: Decimal) -> None:
-        self.wid, self.wallet, self.mint, self.sig, self.slot = wid, leg.wallet, leg.mint, leg.signature, leg.slot
-        self.t, self.end, self.q, self.p_exit, self.p_cross = leg.time, end, leg.amount, leg.price_usd, p_cross
+    def __init__(self, wid: str, wallet: str, mint: str, sig: str, slot: int, t: int, end: int, q: Decimal,
+                 p_exit: Decimal, p_cross: Decimal) -> None:
+        self.wid, self.wallet, self.mint, self.sig, self.slot = wid, wallet, mint, sig, slot
+        self.t, self.end, self.q, self.p_exit, self.p_cross = t, end, q, p_exit, p_cross
         self.crossed = False
         self.peak: Decimal = ZERO
         self.peak_time = 0
@@ -51,13 +53,11 @@ class _Watch:
         return [self.wid, self.wallet, self.mint, self.sig, self.slot, self.t, self.end, str(self.q),
                 str(self.p_exit), str(self.p_cross), self.crossed, str(self.peak), self.peak_time, self.detected_at]
 
-    @classmethod
-    def from_list(cls, d: list[Any]) -> _Watch:
-        w = cls.__new__(cls)
-        (w.wid, w.wallet, w.mint, w.sig, w.slot, w.t, w.end, q, p_exit, p_cross, w.crossed, peak,
-         w.peak_time, w.detected_at) = d
-        w.q, w.p_exit, w.p_cross, w.peak = Decimal(q), Decimal(p_exit), Decimal(p_cross), Decimal(peak)
-        w.mid = w.texts = None
+    @staticmethod
+    def from_list(d: list[Any]) -> _Watch:
+        (wid, wallet, mint, sig, slot, t, end, q, p_exit, p_cross, crossed, peak, peak_time, detected_at) = d
+        w = _Watch(wid, wallet, mint, sig, slot, t, end, Decimal(q), Decimal(p_exit), Decimal(p_cross))
+        w.crossed, w.peak, w.peak_time, w.detected_at = crossed, Decimal(peak), peak_time, detected_at
         return w
 
 
@@ -114,10 +114,7 @@ class SoldTooEarly(Detector):
         by_usd = price + self._min_usd / leg.amount
         p_cross = (by_usd if by_usd > by_pct else by_pct) * _EARLY  # max(by_pct, by_usd)
         end = leg.time + self._window
-        w = watches[wid] = _new(_Watch)  # _Watch(wid, leg, end, p_cross) without the class call
-        w.wid, w.wallet, w.mint, w.sig, w.slot, w.t, w.end, w.q, w.p_exit, w.p_cross = (
-            wid, wallet, mint, sig, leg.slot, leg.time, end, leg.amount, price, p_cross)
-        w.crossed, w.peak, w.peak_time, w.detected_at, w.mid, w.texts = False, ZERO, 0, 0, None, None
+        watches[wid] = _Watch(wid, wallet, mint, sig, leg.slot, leg.time, end, leg.amount, price, p_cross)
         self.seq = seq = self.seq + 1
         heap = self.pending.get(mint)
         if heap is None:
@@ -211,8 +208,10 @@ class SoldTooEarly(Detector):
         mid = w.mid
         if mid is None:
             mid = w.mid = moment_id(MomentKind.S2E, w.wallet, w.mint, w.sig)
-            w.texts = (decimal_text(w.q), decimal_text(w.p_exit))
-        q_text, p_exit_text = w.texts  # type: ignore[misc]
+        texts = w.texts
+        if texts is None:
+            texts = w.texts = (decimal_text(w.q), decimal_text(w.p_exit))
+        q_text, p_exit_text = texts
         p_exit, peak = w.p_exit, w.peak
         gain = peak - p_exit
         pct = gain / p_exit

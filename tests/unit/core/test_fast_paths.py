@@ -6,8 +6,8 @@ import random
 from decimal import Context
 from decimal import Decimal as D
 
-from core.detectors.base import Leg, LegRole, build_moment, decimal_text, make_leg, make_moment
-from core.engine import _event_view, _EventView
+from core.detectors.base import build_moment, decimal_text, make_moment
+from core.engine import _EventView
 from core.models import Moment, MomentKind, MomentStatus, Side, Tick, TradeEvent, moment_id
 from core.positions import Positions
 from core.ticks import MintBook, new_tick
@@ -45,13 +45,6 @@ def test_new_tick_is_a_tick() -> None:
     assert type(fast) is Tick and fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
 
 
-def test_make_leg_is_a_leg() -> None:
-    args = ("w", "s", 0, 1, 2, LegRole.BUY, "m", D(3), D("0.5"), True, "s:0", True)
-    fast, plain = make_leg(*args), Leg(*args)
-    assert type(fast) is Leg
-    assert [getattr(fast, name) for name in Leg.__slots__] == [getattr(plain, name) for name in Leg.__slots__]
-
-
 def test_make_moment_is_build_moment() -> None:
     kind = MomentKind.S2E
     inputs = {"q": D("100"), "p_exit": D("1.50"), "t": 7, "lot": "s:0"}
@@ -69,13 +62,13 @@ def test_make_moment_is_build_moment() -> None:
     assert made.explain["thresholds"] is not thresholds  # every moment owns its explain
 
 
-def test_event_view_shortcut_is_the_view() -> None:
+def test_event_view_reads_as_a_one_trade_transaction() -> None:
     event = TradeEvent("sig", 5, 60, 1, "w", Side.SELL, "m", D(1), "q", D(2), None, "prog", 5000)
-    fast, plain = _event_view(event), _EventView(event)
-    for name in ("signature", "slot", "block_time", "wallet", "fee_lamports", "program", "trades", "signers",
-                 "failed", "flows"):
-        assert getattr(fast, name) == getattr(plain, name), name
-    assert fast.trades[0] is event and not fast.failed and not fast.flows
+    view = _EventView(event)
+    for name in ("signature", "slot", "block_time", "wallet", "fee_lamports", "program"):
+        assert getattr(view, name) == getattr(event, name), name
+    assert view.trades == (event,) and view.trades[0] is event and view.signers == ()
+    assert not view.failed and not view.flows
 
 
 def test_add_at_is_add_and_basis_cost_is_basis() -> None:
