@@ -183,12 +183,20 @@ _quantize: Final = _WIDE.quantize
 
 
 def decimal_text(value: Decimal) -> str:
-    """Canonical text of a number: exact, no exponent, no trailing zeros ("3.00" and "3" are one value)."""
+    """Canonical text of a number: exact, no exponent, no trailing zeros ("3.00" and "3" are one value).
+
+    That is `format(value.normalize(Context(prec=60)), "f")`, computed from `str(value)`
+    where that is exact: the fixed-point digits with trailing fractional zeros dropped."""
     text = str(value)
-    # `str` is already canonical unless it has an exponent, trailing fractional zeros, more
-    # digits than normalising at 60 keeps, or the value is not finite: then normalise
-    if "E" in text or (text[-1] == "0" and "." in text) or len(text) > 60 or not value.is_finite():
+    first = text[1] if text[0] == "-" else text[0]
+    if first > "9" or len(text) > 60:  # NaN/Infinity, or more digits than normalising at 60 keeps
         return format(_normalize(value), "f")
+    if "E" in text:
+        text = format(value, "f")  # the same digits in fixed point
+    if text[-1] == "0" and "." in text:
+        text = text.rstrip("0")
+        if text[-1] == ".":
+            text = text[:-1]
     return text
 
 
@@ -225,11 +233,10 @@ def build_moment(
 
     `mid` is `moment_id(kind, wallet, mint, sig_ref)` when the caller has it cached;
     `thresholds` is already text (`explain_text`), computed once per detector."""
-    text = decimal_text
     return make_moment(
         mid or moment_id(kind, wallet, mint, sig_ref), kind, wallet, mint, sig_ref, slot_ref, pct, usd, severity,
         window[0], window[1], status, detected_at, updated_at, rule,
-        {k: text(v) if v.__class__ is Decimal else v for k, v in inputs.items()}, thresholds, state)
+        {k: decimal_text(v) if v.__class__ is Decimal else v for k, v in inputs.items()}, thresholds, state)
 
 
 def make_moment(
@@ -241,7 +248,6 @@ def make_moment(
     (`decimal_text` for every Decimal): the hot detectors' way to the same `Moment`."""
     if usd < ZERO:
         usd = ZERO
-    text = decimal_text
     m: Any = _new(_MomentBuilder)  # `Moment(...)` without a frozen __init__ (see core._frozen)
     m.id = mid
     m.kind = kind
@@ -261,7 +267,7 @@ def make_moment(
         "rule": rule,
         "inputs": inputs_text,
         "thresholds": thresholds.copy(),
-        "result": {"pct": text(pct), "usd": text(usd), "severity": text(severity)},
+        "result": {"pct": decimal_text(pct), "usd": decimal_text(usd), "severity": decimal_text(severity)},
         "state": state,
     }
     m.__class__ = Moment

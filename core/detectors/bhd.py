@@ -101,6 +101,7 @@ class BagHolderDrawdown(Detector):
         self.live: dict[str, int] = {}
         self.timers = TimerQueue()
         self.seq = 0
+        self._memo: tuple[Decimal, str] = (ZERO, "0")  # decimal_text of the last trough (one tick: many watches)
 
     @staticmethod
     def severity(pct: Decimal, usd: Decimal) -> Decimal:
@@ -240,6 +241,14 @@ class BagHolderDrawdown(Detector):
         self.crossed.pop(mint, None)
         self.ctx.unwatch(mint)
 
+    def _text(self, value: Decimal) -> str:
+        memo = self._memo
+        if value is memo[0]:
+            return memo[1]
+        text = decimal_text(value)
+        self._memo = (value, text)
+        return text
+
     def _moment(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> Moment:
         mid = w.mid
         if mid is None:
@@ -256,7 +265,7 @@ class BagHolderDrawdown(Detector):
             mid, _BHD, w.wallet, w.mint, w.sig, w.slot, pct, held * drop,
             ZERO if neg < ZERO else ONE if neg > ONE else neg,  # severity = min(1, -pct)
             w.t, w.end, status, w.detected_at, updated_at, RULE,
-            {"q": q_text, "p_entry": p_entry_text, "p_low": decimal_text(trough), "held": decimal_text(held),
+            {"q": q_text, "p_entry": p_entry_text, "p_low": self._text(trough), "held": decimal_text(held),
              "t_entry": w.t, "t_low": w.trough_time, "lot": w.lot},
             self._thresholds, state,
         )

@@ -217,13 +217,12 @@ class RugPull(Detector):
         p_high = group.p_high
         pct = (p_now - p_high) / p_high
         neg = -pct
-        text = decimal_text
         return make_moment(
             mid, _RUG, w.wallet, w.mint, w.sig, w.slot, pct, cost - amount * p_now,
             ZERO if neg < ZERO else ONE if neg > ONE else neg,  # severity = min(1, -pct)
             w.t, group.deadline, status, w.detected_at, updated_at, RULE,
-            {"p_high": text(p_high), "p_now": text(p_now), "cost_basis_held": text(cost),
-             "held_with_basis": text(amount), "t_entry": w.t, "crossed_at": group.since or None},
+            {"p_high": decimal_text(p_high), "p_now": decimal_text(p_now), "cost_basis_held": decimal_text(cost),
+             "held_with_basis": decimal_text(amount), "t_entry": w.t, "crossed_at": group.since or None},
             self._thresholds, state,
         )
 

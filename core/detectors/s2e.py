@@ -95,6 +95,7 @@ class SoldTooEarly(Detector):
         self.live: dict[str, int] = {}  # mint -> watches
         self.timers = TimerQueue()
         self.seq = 0
+        self._memo: tuple[Decimal, str] = (ZERO, "0")  # decimal_text of the last peak (one tick: many watches)
 
     @staticmethod
     def severity(pct: Decimal, usd: Decimal) -> Decimal:
@@ -204,6 +205,14 @@ class SoldTooEarly(Detector):
         self.crossed.pop(mint, None)
         self.ctx.unwatch(mint)
 
+    def _text(self, value: Decimal) -> str:
+        memo = self._memo
+        if value is memo[0]:
+            return memo[1]
+        text = decimal_text(value)
+        self._memo = (value, text)
+        return text
+
     def _moment(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> Moment:
         mid = w.mid
         if mid is None:
@@ -220,7 +229,7 @@ class SoldTooEarly(Detector):
             mid, _S2E, w.wallet, w.mint, w.sig, w.slot, pct, w.q * gain,
             ZERO if half < ZERO else ONE if half > ONE else half,  # severity = min(1, pct / 2)
             w.t, w.end, status, w.detected_at, updated_at, RULE,
-            {"q": q_text, "p_exit": p_exit_text, "p_peak": decimal_text(peak), "t_exit": w.t,
+            {"q": q_text, "p_exit": p_exit_text, "p_peak": self._text(peak), "t_exit": w.t,
              "t_peak": w.peak_time},
             self._thresholds, state,
         )
