@@ -8,18 +8,27 @@ the market wallets' SOL/USDC swaps (5 %) give SOL its price. Four events per slo
 slot every `--seconds-per-slot` of event time, so 7-day windows, 24 h RUG confirmations
 and idle days really close during a default run.
 
-Reported: events/s of `Engine.process` + `flush` over the stream; the same stream through
-the *baseline* — a plain loop that only builds each event's dedup key, checks/adds it in a
-set and advances a `Watermark` (the floor any engine pays) — and the ratio of the two
-times; then the memory the engine retains after the run (tracemalloc, a second run) per
-tracked wallet. `--profile` prints the top functions (cProfile) to stderr.
+Reported: which engine ran (`core._native.mode()`: mypyc-compiled or pure Python, see
+README "Building the engine"); events/s of `Engine.process` + `flush` over the stream; the
+same stream through the *baseline* — a plain loop that only builds each event's dedup key,
+checks/adds it in a set and advances a `Watermark` (the floor any engine pays) — and the
+ratio of the two times; a digest of every upsert (kind, id, figures, explain) so runs can
+be compared; when the compiled engine ran, the same bench in a subprocess with
+`OOF_PURE_PYTHON=1` (`--no-pure` skips it) and the speed-up, digests compared; then the
+memory the engine retains after the run (tracemalloc, a second run) per tracked wallet.
+`--profile` prints the top functions (cProfile) to stderr (it sees compiled functions only
+as their callers' time).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
+import os
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -45,6 +54,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--seed", type=int, default=7)
     engine.add_argument("--profile", action="store_true", help="print the top functions (cProfile) to stderr")
     engine.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
+    engine.add_argument("--no-pure", action="store_true",
+                        help="skip the pure-Python comparison run (a subprocess with OOF_PURE_PYTHON=1)")
+    engine.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the comparison run: + a JSON line
     parser.set_defaults(handler=run)
     from deployments.commands import bench_api  # `oof bench api`; its own handler overrides `run`
 
@@ -58,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.events < 1 or args.wallets < 1 or args.mints < 2 or args.shards < 1:
         print("oof bench: --events, --wallets, --shards must be >= 1 and --mints >= 2", file=sys.stderr)
         return 2
+    from core import _native
     from core.engine import Engine
 
     import gc
@@ -72,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
           f"{args.shards} shard(s), volatility {args.volatility}, seed {args.seed} — one core, in-process, "
           f"gc thresholds {GC_THRESHOLDS}")
     print(f"stream: {events[-1].slot - events[0].slot + 1:,} slots, {span_s / 86_400:.1f} days of event time")
+    build = _native.mode()
+    print(f"build:  {'mypyc-compiled engine' if build == 'compiled' else 'pure-Python engine (' + build + ')'}")
 
     base_s = _best(lambda: baseline(events))
     engine = Engine(shard_count=args.shards, tracked=traders)
@@ -101,11 +116,47 @@ def run(args: argparse.Namespace) -> int:
                                     f"({finals[k]} final, {kinds[k]} upserts)" for k in sorted(kinds)))
     s = engine.stats
     print(f"engine:   {s.slots:,} slots, {s.ticks:,} ticks, {s.duplicates} duplicates")
+    digest = _digest(upserts)
+    print(f"upserts:  {len(upserts):,}, digest {digest}")
+    if args.child:
+        print(json.dumps({"engine_s": engine_s, "base_s": base_s, "digest": digest, "build": build}))
+        return 0
+    if build == "compiled" and not args.no_pure:
+        _compare_pure(args, engine_s, base_s, digest)
     if not args.no_memory:
         retained = _retained_bytes(lambda: _fresh_run(Engine, args, traders, events))
         print(f"memory:   {retained / 2**20:.1f} MiB retained after the run = "
               f"{retained / args.wallets:,.0f} bytes per tracked wallet (price book included)")
     return 0
+
+
+def _digest(upserts: list[Any]) -> str:
+    """SHA-256 (first 16 hex digits) over every upsert in order: equal digests, equal moments."""
+    h = hashlib.sha256()
+    for m in upserts:
+        h.update(repr(m).encode())
+    return h.hexdigest()[:16]
+
+
+def _compare_pure(args: argparse.Namespace, engine_s: float, base_s: float, digest: str) -> None:
+    """The same bench with the pure-Python engine, in a subprocess (same core affinity)."""
+    argv = [sys.executable, "-m", "deployments.cli", "bench", "engine", "--events", str(args.events),
+            "--wallets", str(args.wallets), "--mints", str(args.mints), "--shards", str(args.shards),
+            "--seconds-per-slot", str(args.seconds_per_slot), "--volatility", str(args.volatility),
+            "--seed", str(args.seed), "--no-memory", "--no-pure", "--child"]
+    done = subprocess.run(argv, env={**os.environ, "OOF_PURE_PYTHON": "1"}, capture_output=True, text=True)
+    try:
+        pure = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        print(f"pure:     comparison run failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
+        return
+    n = args.events
+    print(f"pure:     {n / pure['engine_s']:>12,.0f} events/s  ({pure['engine_s']:.2f} s; OOF_PURE_PYTHON=1 in a "
+          f"subprocess, same stream; its baseline {n / pure['base_s']:,.0f} events/s)")
+    same = "identical" if pure["digest"] == digest else f"DIFFERENT (pure digest {pure['digest']})"
+    print(f"speed-up: compiled {pure['engine_s'] / engine_s:.2f}x faster than pure Python "
+          f"(time ratios to each run's own baseline: {engine_s / base_s:.1f}x vs {pure['engine_s'] / pure['base_s']:.1f}x);"
+          f" upserts {same}")
 
 
 def _drive(engine: Any, events: list[Any]) -> list[Any]:
