@@ -28,21 +28,15 @@ __all__ = ["Lot", "Entry", "Position", "Positions"]
 ZERO: Final = Decimal(0)
 
 
-class Lot:
-    __slots__ = ("key", "amount", "cost", "slot", "time")
+# A lot: (key, amount still held, USD cost basis of what is still held or None, slot, time).
+# A tuple, replaced when a sale takes part of it: cheaper to make than an object, and the
+# cyclic GC stops tracking a tuple of plain values, which matters for state this long-lived.
+Lot = tuple[str, Decimal, Decimal | None, int, int]
 
-    def __init__(self, key: str, amount: Decimal, cost: Decimal | None, slot: int, time: int) -> None:
-        self.key = key
-        self.amount = amount  # still held
-        self.cost = cost  # USD cost basis of what is still held; None = no cost basis
-        self.slot = slot
-        self.time = time
 
-    def __repr__(self) -> str:
-        return f"Lot(key={self.key!r}, amount={self.amount!r}, cost={self.cost!r}, slot={self.slot}, time={self.time})"
-
-    def to_list(self) -> list[Any]:
-        return [self.key, str(self.amount), None if self.cost is None else str(self.cost), self.slot, self.time]
+def _lot_list(lot: Lot) -> list[Any]:
+    key, amount, cost, slot, time = lot
+    return [key, str(amount), None if cost is None else str(cost), slot, time]
 
 
 class Entry:
@@ -67,12 +61,13 @@ class Entry:
 class Position:
     """A wallet's lots of one mint, oldest first, with running totals."""
 
-    __slots__ = ("lots", "head", "by_key", "amount", "basis_amount", "basis_cost", "entry")
+    __slots__ = ("lots", "head", "base", "by_key", "amount", "basis_amount", "basis_cost", "entry")
 
     def __init__(self) -> None:
         self.lots: list[Lot] = []  # lots[head:] are held, oldest first (a list: a deque costs ~600 bytes)
         self.head = 0
-        self.by_key: dict[str, Lot] = {}
+        self.base = 0  # how many lots were dropped from the front of `lots` so far
+        self.by_key: dict[str, int] = {}  # key -> the lot's index counted from the first lot ever (base + i)
         self.amount = ZERO
         self.basis_amount = ZERO  # amount held in lots that have a cost basis
         self.basis_cost = ZERO
@@ -81,7 +76,7 @@ class Position:
     def to_dict(self) -> dict[str, Any]:
         e = self.entry
         return {
-            "lots": [lot.to_list() for lot in self.lots[self.head:]],
+            "lots": [_lot_list(lot) for lot in self.lots[self.head:]],
             "totals": [str(self.amount), str(self.basis_amount), str(self.basis_cost)],
             "entry": None if e is None else [e.signature, e.slot, e.time, str(e.price)],
         }
@@ -90,9 +85,8 @@ class Position:
     def from_dict(cls, d: dict[str, Any]) -> Position:
         pos = cls()
         for key, amount, cost, slot, time in d["lots"]:
-            lot = Lot(key, Decimal(amount), opt_dec(cost), slot, time)
-            pos.lots.append(lot)
-            pos.by_key[key] = lot
+            pos.by_key[key] = len(pos.lots)
+            pos.lots.append((key, Decimal(amount), opt_dec(cost), slot, time))
         pos.amount, pos.basis_amount, pos.basis_cost = (Decimal(v) for v in d["totals"])
         e = d["entry"]
         pos.entry = None if e is None else Entry(e[0], e[1], e[2], Decimal(e[3]))
@@ -132,9 +126,9 @@ class Positions:
         pos = mints.get(mint)
         if pos is None:
             pos = mints[mint] = Position()
-        lot = Lot(key, amount, cost, slot, time)
-        pos.lots.append(lot)
-        pos.by_key[key] = lot
+        lots = pos.lots
+        pos.by_key[key] = pos.base + len(lots)
+        lots.append((key, amount, cost, slot, time))
         pos.amount += amount
         if cost is not None:
             pos.basis_amount += amount
@@ -158,22 +152,22 @@ class Positions:
         by_key = pos.by_key
         while left > ZERO and head < n:
             lot = lots[head]
-            lot_amount = lot.amount
+            key, lot_amount, cost = lot[0], lot[1], lot[2]
             if lot_amount <= left:
                 left -= lot_amount
                 pos.amount -= lot_amount
-                if lot.cost is not None:
+                if cost is not None:
                     pos.basis_amount -= lot_amount
-                    pos.basis_cost -= lot.cost
+                    pos.basis_cost -= cost
                 head += 1
-                del by_key[lot.key]
+                del by_key[key]
             else:
-                if lot.cost is not None:
-                    part = lot.cost * left / lot_amount
-                    lot.cost -= part
+                if cost is not None:
+                    part = cost * left / lot_amount
+                    cost -= part
                     pos.basis_amount -= left
                     pos.basis_cost -= part
-                lot.amount = lot_amount - left
+                lots[head] = (key, lot_amount - left, cost, lot[3], lot[4])
                 pos.amount -= left
                 left = ZERO
         if head == n:
@@ -183,6 +177,7 @@ class Positions:
             return amount - left
         if head > 16 and head * 2 > n:
             del lots[:head]
+            pos.base += head
             head = 0
         pos.head = head
         return amount - left
@@ -191,8 +186,10 @@ class Positions:
         """How much of the lot `key` is still held (0 once sold)."""
         mints = self._wallets.get(wallet)
         pos = None if mints is None else mints.get(mint)
-        lot = None if pos is None else pos.by_key.get(key)
-        return ZERO if lot is None else lot.amount
+        if pos is None:
+            return ZERO
+        i = pos.by_key.get(key)
+        return ZERO if i is None else pos.lots[i - pos.base][1]
 
     def balance(self, wallet: str, mint: str) -> Decimal:
         mints = self._wallets.get(wallet)
