@@ -35,6 +35,7 @@ __all__ = ["COMPILED", "MANIFEST", "ENV_PURE", "install", "mode", "sources_diges
 # Ray pickles the models, and the rest is not on the per-trade path)
 COMPILED: tuple[str, ...] = (
     "core.engine",
+    "core.trades",
     "core.state",
     "core.oracle",
     "core.ticks",

@@ -59,6 +59,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -70,6 +71,7 @@ from core.routing import shard_for
 from core.snapshot import decode_parsed, dumps, encode_parsed, loads
 from core.state import ShardState, WalletTx
 from core.thresholds import Thresholds
+from core.trades import TradeRec
 from core.windows import Watermark
 
 __all__ = ["Engine", "EngineStats", "DEFAULT_DEDUP_SLOTS"]
@@ -132,7 +134,7 @@ class Engine:
         self.stats.inputs += 1
         if isinstance(item, TradeEvent):
             view = _EventView(item)
-            sig, wallet, ix = view.signature, view.wallet, item.ix
+            sig, wallet, ix = view.signature, view.wallet, view.ix
             return self._offer(f"{sig}|{wallet}|{ix}", view, view.slot, view.block_time, sig, wallet, ix)
         if isinstance(item, ParsedTransaction):
             return self._offer_parsed(item)
@@ -247,9 +249,10 @@ class Engine:
         time = wm.time if block_time is None else block_time
         book = self.book
         answers = book.advance(slot, block_time)
-        trades = [t for v in views if not v.failed for t in v.trades]
+        runs = [v if isinstance(v, _Run) else _run_of(v) for v in views]
+        trades = [t for r in runs if not r.failed for t in r.recs]
         if trades:
-            pricing = book.apply_slot(slot, time, trades)
+            pricing = book.apply_records(slot, time, trades)
             _, _, slot_ticks, legs = pricing  # (NamedTuple attribute reads are slow in 3.11)
             stats.trades += len(trades)
             stats.ticks += sum([len(s[3]) for s in slot_ticks.values()])  # SlotTicks.ticks
@@ -258,14 +261,14 @@ class Engine:
 
         tracked = self.tracked
         out: list[Moment] = []
-        mine_of: list[list[WalletTx]]
+        mine_of: list[list[_Run]]
         if self.shard_count == 1:
-            mine_of = [[v for v in views if v.wallet in tracked] if tracked is not None else views]
+            mine_of = [[r for r in runs if r.wallet in tracked] if tracked is not None else runs]
         else:
             mine_of = [[] for _ in self.shards]
-            for view in views:
-                if tracked is None or view.wallet in tracked:
-                    mine_of[self._shard_of(view.wallet)].append(view)
+            for run in runs:
+                if tracked is None or run.wallet in tracked:
+                    mine_of[self._shard_of(run.wallet)].append(run)
         for shard, mine in zip(self.shards, mine_of):
             if answers:
                 shard_id = shard.shard_id
@@ -277,8 +280,8 @@ class Engine:
                 found = shard.on_prices(slot_ticks.values())  # it keeps the mints it watches
                 if found:
                     out += found
-            for view in mine:
-                found = shard.apply(view, legs)
+            for r in mine:
+                found = shard.apply_records(r.wallet, r.signature, r.slot, r.block_time, r.failed, r.flows, r.recs, legs)
                 if found:
                     out += found
             ctx = shard.ctx
@@ -341,26 +344,37 @@ class Engine:
         self.stats = EngineStats(**{**stats, "upserts": Counter(stats["upserts"])})
 
 
-class _EventView:
-    """A bare TradeEvent read as a one-trade transaction (what `ShardState.apply` reads).
+class _Run:
+    """What the engine reads of one view in a slot run, as native fields (`core.trades`)."""
 
-    `signers`, `failed` and `flows` are the same for every view (the empty `flows` mapping
-    is shared and read-only)."""
+    def __init__(self, wallet: str, signature: str, slot: int, block_time: int | None, failed: bool,
+                 flows: Mapping[str, Decimal], recs: list[TradeRec]) -> None:
+        self.wallet = wallet
+        self.signature = signature
+        self.slot = slot
+        self.block_time = block_time
+        self.failed = failed
+        self.flows = flows
+        self.recs = recs
 
-    __slots__ = ("signature", "slot", "block_time", "wallet", "fee_lamports", "program", "trades", "signers",
-                 "failed", "flows")
+
+def _run_of(view: WalletTx) -> _Run:
+    failed = view.failed
+    return _Run(view.wallet, view.signature, view.slot, view.block_time, failed, view.flows,
+                [] if failed else [TradeRec(t) for t in view.trades])
+
+
+class _EventView(_Run):
+    """A bare TradeEvent read as a one-trade transaction (no signers, not failed, no flows)."""
 
     def __init__(self, event: TradeEvent) -> None:
-        self.signature = event.signature
-        self.slot = event.slot
-        self.block_time = event.block_time
-        self.wallet = event.wallet
+        rec = TradeRec(event)
+        super().__init__(rec.wallet, rec.signature, rec.slot, rec.block_time, False, _NO_FLOWS, [rec])
+        self.ix = rec.ix
         self.fee_lamports = event.fee_lamports
         self.program = event.program
         self.trades: tuple[TradeEvent, ...] = (event,)
         self.signers: tuple[str, ...] = ()
-        self.failed = False
-        self.flows: Mapping[str, Any] = _NO_FLOWS
 
 
 def _canonical(view: WalletTx) -> tuple[str, str, int]:

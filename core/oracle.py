@@ -35,6 +35,7 @@ from core.mints import SOL_MINT, STABLECOINS
 from core.models import Side, Tick, TradeEvent
 from core.snapshot import dumps, loads
 from core.thresholds import Thresholds
+from core.trades import TradeRec
 from core.ticks import (
     Candle,
     LegPrices,
@@ -128,15 +129,19 @@ class PriceBook:
     # -- pricing ------------------------------------------------------------------------
     def apply_slot(self, slot: int, block_time: int, trades: Sequence[TradeEvent]) -> SlotPricing:
         """Price one slot's trades (canonical order) and record their ticks."""
+        return self.apply_records(slot, block_time, [TradeRec(t) for t in trades])
+
+    def apply_records(self, slot: int, block_time: int, trades: list[TradeRec]) -> SlotPricing:
+        """`apply_slot` on the engine's copies of the trades (`core.trades`)."""
         keep = self.watermark.time - 2 * self.ref_window
         minute = block_time // 60
         by_mint: dict[str, list[Tick]] = {}
         legs: dict[tuple[str, str, int], LegPrices] = {}
-        sol_quoted: list[TradeEvent] = []
-        swaps: list[TradeEvent] = []
+        sol_quoted: list[TradeRec] = []
+        swaps: list[TradeRec] = []
         mints = self.mints
 
-        def record(trade: TradeEvent, mint: str, price: Decimal, amount: Decimal) -> None:
+        def record(trade: TradeRec, mint: str, price: Decimal, amount: Decimal) -> None:
             tick = new_tick(mint, price, amount, slot, block_time, trade.wallet, trade.signature)
             book = mints.get(mint)
             if book is None:
@@ -150,7 +155,7 @@ class PriceBook:
 
         # passes 1 and 2 record inline (the tick, the mint's book, the slot's list): one
         # priced trade each, every slot; pass 3 (token→token, rare) goes through `record`
-        priced: list[tuple[TradeEvent, Decimal]] = []
+        priced: list[tuple[TradeRec, Decimal]] = []
         for trade in trades:  # pass 1: stable-quoted (and anything already priced)
             amount = trade.amount
             if amount <= ZERO or trade.quote_amount <= ZERO:
@@ -205,7 +210,7 @@ class PriceBook:
                     ticks.append(tick)
 
         if swaps:  # pass 3: token→token through the other side's price after passes 1–2
-            swap_prices: list[tuple[TradeEvent, Decimal | None, Decimal | None]] = []
+            swap_prices: list[tuple[TradeRec, Decimal | None, Decimal | None]] = []
             for trade in swaps:
                 p_quote = self.latest(trade.quote_mint)
                 p_mint = self.latest(trade.mint)

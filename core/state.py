@@ -29,6 +29,7 @@ from core.oracle import LegPrices, MintHistory, RefAnswer, RefRequest, SlotTicks
 from core.positions import Positions
 from core.snapshot import dumps, loads
 from core.thresholds import Thresholds
+from core.trades import TradeRec
 from core.windows import Watermark
 
 __all__ = ["ShardState", "WalletTx"]
@@ -157,7 +158,14 @@ class ShardState:
     def apply(self, tx: WalletTx, leg_prices: Mapping[tuple[str, str, int], LegPrices] = _NO_PRICES) -> list[Moment]:
         """One transaction of a wallet this shard owns: each leg goes to positions, then to
         the detectors that want its role (`Detector.roles`)."""
-        wallet, sig, slot, block_time = tx.wallet, tx.signature, tx.slot, tx.block_time
+        failed = tx.failed
+        return self.apply_records(tx.wallet, tx.signature, tx.slot, tx.block_time, failed, tx.flows,
+                                  [] if failed else [TradeRec(t) for t in tx.trades], leg_prices)
+
+    def apply_records(self, wallet: str, sig: str, slot: int, block_time: int | None, failed: bool,
+                      flows: Mapping[str, Decimal], trades: list[TradeRec],
+                      leg_prices: Mapping[tuple[str, str, int], LegPrices]) -> list[Moment]:
+        """`apply` with the transaction's fields at hand and its trades as `core.trades` copies."""
         ctx = self.ctx
         time = ctx.watermark.time if block_time is None else block_time
         out: list[Moment] = []
@@ -165,14 +173,13 @@ class ShardState:
             found = d.on_seen(wallet, slot, time)
             if found:
                 out += found
-        if tx.failed:
+        if failed:
             return out
         positions = ctx.positions
         buy_hooks, sell_hooks = self._buy_hooks, self._sell_hooks
         send_hooks, receive_hooks = self._send_hooks, self._receive_hooks
-        flows = tx.flows
         traded: dict[str, Decimal] = {}
-        for trade in tx.trades:
+        for trade in trades:
             ix, side, mint, amount = trade.ix, trade.side, trade.mint, trade.amount
             quote, quote_amount = trade.quote_mint, trade.quote_amount
             if flows:
