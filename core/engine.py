@@ -60,7 +60,6 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
@@ -71,7 +70,9 @@ from core.routing import shard_for
 from core.snapshot import decode_parsed, dumps, encode_parsed, loads
 from core.state import ShardState, WalletTx
 from core.thresholds import Thresholds
-from core.trades import TradeRec
+from core.trades import EventView as _EventView  # (actors.wire registers its pickling under this name)
+from core.trades import Run as _Run
+from core.trades import TradeRec, run_of
 from core.windows import Watermark
 
 __all__ = ["Engine", "EngineStats", "DEFAULT_DEDUP_SLOTS"]
@@ -80,7 +81,6 @@ DEFAULT_DEDUP_SLOTS: Final = 150
 _NO_TICKS: Final[dict[str, SlotTicks]] = {}
 _KIND_VALUE: Final = {kind: kind.value for kind in MomentKind}  # `Enum.value` is a Python-level property
 _NO_LEGS: Final[dict[tuple[str, str, int], LegPrices]] = {}
-_NO_FLOWS: Final[Mapping[str, Any]] = MappingProxyType({})
 Input = Mapping[str, Any] | ParsedTransaction | TradeEvent
 
 
@@ -126,7 +126,8 @@ class Engine:
         self._buf: list[WalletTx] = []
         self._buf_order: list[tuple[str, str, int, int]] = []  # per buffered view: (sig, wallet, ix, position)
         self._seen: set[str] = set()
-        self._seen_order: deque[tuple[int, str]] = deque()
+        self._seen_slots: deque[int] = deque()  # the keys of `_seen` in arrival order, and their slots
+        self._seen_keys: deque[str] = deque()  # (two deques rather than pairs: no tuple per input)
 
     # -- input ----------------------------------------------------------------------------
     def process(self, item: Input) -> list[Moment]:
@@ -183,9 +184,10 @@ class Engine:
         if slot > self._max_slot:
             self._max_slot = slot
             floor = slot - self.dedup_slots
-            order, seen = self._seen_order, self._seen
-            while order and order[0][0] < floor:
-                seen.discard(order.popleft()[1])
+            slots, keys, seen = self._seen_slots, self._seen_keys, self._seen
+            while slots and slots[0] < floor:
+                slots.popleft()
+                seen.discard(keys.popleft())
         if self._buf_slot is not None and slot > self._buf_slot:
             return self._run_buffer()
         return []
@@ -196,7 +198,8 @@ class Engine:
         if slot == self._buf_slot and slot >= self._max_slot - self.dedup_slots and key not in self._seen:
             # the common case, spelled out: a new view of the slot being buffered
             self._seen.add(key)
-            self._seen_order.append((slot, key))
+            self._seen_slots.append(slot)
+            self._seen_keys.append(key)
             self._buf_order.append((sig, wallet, ix, len(self._buf)))
             self._buf.append(view)
             if block_time is not None and (self._buf_time is None or block_time > self._buf_time):
@@ -211,7 +214,8 @@ class Engine:
             stats.duplicates += 1
             return out
         self._seen.add(key)
-        self._seen_order.append((slot, key))
+        self._seen_slots.append(slot)
+        self._seen_keys.append(key)
         if slot <= self._last_slot:
             stats.late += 1
             return out + self._run_slot(slot, block_time, [view])
@@ -249,7 +253,7 @@ class Engine:
         time = wm.time if block_time is None else block_time
         book = self.book
         answers = book.advance(slot, block_time)
-        runs = [v if isinstance(v, _Run) else _run_of(v) for v in views]
+        runs = [v if isinstance(v, _Run) else run_of(v) for v in views]
         trades = [t for r in runs if not r.failed for t in r.recs]
         if trades:
             pricing = book.apply_records(slot, time, trades)
@@ -315,7 +319,7 @@ class Engine:
             "last_slot": self._last_slot,
             "max_slot": self._max_slot,
             "buffer": {"slot": self._buf_slot, "time": self._buf_time, "views": [encode_parsed(v) for v in self._buf]},
-            "seen": [list(item) for item in self._seen_order],
+            "seen": [[slot, key] for slot, key in zip(self._seen_slots, self._seen_keys)],
             "book": self.book.to_dict(),
             "shards": [s.to_dict() for s in self.shards],
             "stats": {**{k: v for k, v in asdict(self.stats).items() if k != "upserts"},
@@ -335,46 +339,14 @@ class Engine:
         self._buf_slot, self._buf_time = buffer["slot"], buffer["time"]
         self._buf = [decode_parsed(v) for v in buffer["views"]]
         self._buf_order = [(*_canonical(v), k) for k, v in enumerate(self._buf)]
-        self._seen_order = deque((slot, key) for slot, key in body["seen"])
-        self._seen = {key for _, key in self._seen_order}
+        self._seen_slots = deque(slot for slot, _ in body["seen"])
+        self._seen_keys = deque(key for _, key in body["seen"])
+        self._seen = set(self._seen_keys)
         self.book.load_dict(body["book"])
         for shard, state in zip(self.shards, body["shards"]):
             shard.load_dict(state)
         stats = dict(body["stats"])
         self.stats = EngineStats(**{**stats, "upserts": Counter(stats["upserts"])})
-
-
-class _Run:
-    """What the engine reads of one view in a slot run, as native fields (`core.trades`)."""
-
-    def __init__(self, wallet: str, signature: str, slot: int, block_time: int | None, failed: bool,
-                 flows: Mapping[str, Decimal], recs: list[TradeRec]) -> None:
-        self.wallet = wallet
-        self.signature = signature
-        self.slot = slot
-        self.block_time = block_time
-        self.failed = failed
-        self.flows = flows
-        self.recs = recs
-
-
-def _run_of(view: WalletTx) -> _Run:
-    failed = view.failed
-    return _Run(view.wallet, view.signature, view.slot, view.block_time, failed, view.flows,
-                [] if failed else [TradeRec(t) for t in view.trades])
-
-
-class _EventView(_Run):
-    """A bare TradeEvent read as a one-trade transaction (no signers, not failed, no flows)."""
-
-    def __init__(self, event: TradeEvent) -> None:
-        rec = TradeRec(event)
-        super().__init__(rec.wallet, rec.signature, rec.slot, rec.block_time, False, _NO_FLOWS, [rec])
-        self.ix = rec.ix
-        self.fee_lamports = event.fee_lamports
-        self.program = event.program
-        self.trades: tuple[TradeEvent, ...] = (event,)
-        self.signers: tuple[str, ...] = ()
 
 
 def _canonical(view: WalletTx) -> tuple[str, str, int]:

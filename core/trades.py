@@ -1,4 +1,4 @@
-"""`TradeRec`: the engine's compiled copy of a `TradeEvent`, each field read once.
+"""`TradeRec`: the engine's compiled copy of a `TradeEvent`, each field read once; `Run`, a view's.
 
 `TradeEvent` is a pure-Python frozen dataclass (Ray pickles it; the parser, actors and API
 use it). Compiled code reads a Python object's attributes through the generic attribute
@@ -10,11 +10,19 @@ on that; `event` keeps the original for whatever must hand it on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
 
 from core.models import Side, TradeEvent
 
-__all__ = ["TradeRec"]
+if TYPE_CHECKING:
+    from core.state import WalletTx
+
+__all__ = ["TradeRec", "Run", "run_of", "EventView"]
+
+_NO_FLOWS: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 class TradeRec:
@@ -34,3 +42,36 @@ class TradeRec:
         self.quote_mint: str = event.quote_mint
         self.quote_amount: Decimal = event.quote_amount
         self.price_usd: Decimal | None = event.price_usd
+
+
+class Run:
+    """What the engine reads of one view (a transaction of one wallet) in a slot run, as native fields."""
+
+    def __init__(self, wallet: str, signature: str, slot: int, block_time: int | None, failed: bool,
+                 flows: Mapping[str, Decimal], recs: list[TradeRec]) -> None:
+        self.wallet = wallet
+        self.signature = signature
+        self.slot = slot
+        self.block_time = block_time
+        self.failed = failed
+        self.flows = flows
+        self.recs = recs
+
+
+def run_of(view: WalletTx) -> Run:
+    failed = view.failed
+    return Run(view.wallet, view.signature, view.slot, view.block_time, failed, view.flows,
+               [] if failed else [TradeRec(t) for t in view.trades])
+
+
+class EventView(Run):
+    """A bare TradeEvent read as a one-trade transaction (no signers, not failed, no flows)."""
+
+    def __init__(self, event: TradeEvent) -> None:
+        rec = TradeRec(event)
+        super().__init__(rec.wallet, rec.signature, rec.slot, rec.block_time, False, _NO_FLOWS, [rec])
+        self.ix = rec.ix
+        self.fee_lamports = event.fee_lamports
+        self.program = event.program
+        self.trades: tuple[TradeEvent, ...] = (event,)
+        self.signers: tuple[str, ...] = ()
