@@ -61,7 +61,8 @@ class Entry:
 class Position:
     """A wallet's lots of one mint, oldest first, with running totals."""
 
-    __slots__ = ("lots", "head", "base", "by_key", "amount", "basis_amount", "basis_cost", "entry")
+    __slots__ = ("lots", "head", "base", "by_key", "amount", "basis_amount", "basis_cost", "entry_sig",
+                 "entry_slot", "entry_time", "entry_price")
 
     def __init__(self) -> None:
         self.lots: list[Lot] = []  # lots[head:] are held, oldest first (a list: a deque costs ~600 bytes)
@@ -71,7 +72,16 @@ class Position:
         self.amount = ZERO
         self.basis_amount = ZERO  # amount held in lots that have a cost basis
         self.basis_cost = ZERO
-        self.entry: Entry | None = None
+        # the entry (see `entry`), field by field: no object per position
+        self.entry_sig: str | None = None
+        self.entry_slot = 0
+        self.entry_time = 0
+        self.entry_price = ZERO
+
+    @property
+    def entry(self) -> Entry | None:
+        sig = self.entry_sig
+        return None if sig is None else Entry(sig, self.entry_slot, self.entry_time, self.entry_price)
 
     def to_dict(self) -> dict[str, Any]:
         e = self.entry
@@ -89,7 +99,8 @@ class Position:
             pos.lots.append((key, Decimal(amount), opt_dec(cost), slot, time))
         pos.amount, pos.basis_amount, pos.basis_cost = (Decimal(v) for v in d["totals"])
         e = d["entry"]
-        pos.entry = None if e is None else Entry(e[0], e[1], e[2], Decimal(e[3]))
+        if e is not None:
+            pos.entry_sig, pos.entry_slot, pos.entry_time, pos.entry_price = e[0], e[1], e[2], Decimal(e[3])
         return pos
 
 
@@ -133,8 +144,8 @@ class Positions:
         if cost is not None:
             pos.basis_amount += amount
             pos.basis_cost += cost
-        if entry is not None and pos.entry is None:
-            pos.entry = Entry(entry[0], slot, time, entry[1])
+        if entry is not None and pos.entry_sig is None:
+            pos.entry_sig, pos.entry_slot, pos.entry_time, pos.entry_price = entry[0], slot, time, entry[1]
             return True
         return False
 

@@ -91,10 +91,9 @@ class RugPull(Detector):
         if w is None:
             return []
         pos = self.ctx.positions.position(wallet, mint)
-        entry = None if pos is None else pos.entry
-        if entry is None or entry.signature != w.sig:
+        if pos is None or pos.entry_sig != w.sig:  # the episode that entry opened is over
             return self._end(w, "exited", leg.time)
-        eligible = pos.basis_cost >= self._min_cost  # type: ignore[union-attr]
+        eligible = pos.basis_cost >= self._min_cost
         group = w.group
         if eligible == (group is not None):
             return []
