@@ -40,13 +40,13 @@ class BuildNative(build_ext):
         target = self._core_dir()
         self._clean(target)
         sources = [os.path.relpath(p, _ROOT) for p in _NATIVE["compiled_sources"](os.path.join(_ROOT, "core"))]
+        digest = _NATIVE["sources_digest"]([os.path.join(_ROOT, s) for s in sources])  # before mypyc reads them
         reason, extensions = self._mypyc(sources)
         if not extensions:
             _warn(reason)
             self._manifest(target, {"skipped": reason})
             self.extensions = []
             return
-        digest = _NATIVE["sources_digest"]([os.path.join(_ROOT, s) for s in sources])
         for ext in extensions:
             ext.optional = True  # a C compiler error is a warning: the install goes on, pure Python
             # what setuptools' finalize_options sets on the extensions it was given
