@@ -32,27 +32,10 @@ from core.errors import ConfigError
 from core.thresholds import Thresholds
 
 __all__ = [
-    "DatabaseSettings",
-    "RedisSettings",
-    "SolanaSettings",
-    "AuthSettings",
-    "RateLimitPolicy",
-    "RateLimitSettings",
-    "JupiterSettings",
-    "PipelineSettings",
-    "AnalyzeSettings",
-    "ApiSettings",
-    "LogSettings",
-    "Settings",
-    "DEFAULT_POLICIES",
-    "ENV_PREFIX",
-    "ENV_NESTED_DELIMITER",
-    "ENV_ALIASES",
-    "CONFIG_FILE_VAR",
-    "DEFAULT_CONFIG_FILE",
-    "DEFAULT_REPLAY_FILE",
-    "load_settings",
-    "default_config_files",
+    "DatabaseSettings", "RedisSettings", "SolanaSettings", "AuthSettings", "RateLimitPolicy",
+    "RateLimitSettings", "JupiterSettings", "PipelineSettings", "AnalyzeSettings", "ApiSettings",
+    "LogSettings", "Settings", "DEFAULT_POLICIES", "ENV_PREFIX", "ENV_NESTED_DELIMITER", "ENV_ALIASES",
+    "CONFIG_FILE_VAR", "DEFAULT_CONFIG_FILE", "DEFAULT_REPLAY_FILE", "load_settings", "default_config_files",
 ]
 
 ENV_PREFIX = "OOF_"

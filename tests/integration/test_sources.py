@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,13 @@ import pytest
 import pytest_asyncio
 
 from core.errors import ExternalServiceError
-from streams.base import Gap, RawTx, Source, SourceItem
 from streams.codec import tx_account_keys, tx_signature
 from streams.rpc import RpcClient
 from streams.sources import HeliusSource, LivePolicy, LogsSource, ReplaySource
 from streams.sources._live import LiveSource
 from tests.fixtures import MAINNET
 from tests.rpcserver import LocalRpcServer, load_results
+from tests.rpcserver.running import Running
 
 RESULTS = load_results(MAINNET / "transactions.jsonl")
 WALLETS = [
@@ -50,41 +50,6 @@ async def node() -> AsyncIterator[LocalRpcServer]:
 async def rpc(node: LocalRpcServer) -> AsyncIterator[RpcClient]:
     async with RpcClient(node.http_url, backoff_initial_s=0.01, backoff_max_s=0.05) as client:
         yield client
-
-
-class Running:
-    """A source running in the background, recording every batch it emits."""
-
-    def __init__(self, source: Source, emit_delay_s: float = 0.0) -> None:
-        self.source, self.batches, self.stop = source, [], asyncio.Event()
-        self._delay = emit_delay_s
-        self._task: asyncio.Task[None] | None = None
-
-    async def emit(self, batch: Sequence[SourceItem]) -> None:
-        self.batches.append(list(batch))
-        await asyncio.sleep(self._delay)
-
-    @property
-    def txs(self) -> list[RawTx]:
-        return [item for batch in self.batches for item in batch if isinstance(item, RawTx)]
-
-    @property
-    def gaps(self) -> list[Gap]:
-        return [item for batch in self.batches for item in batch if isinstance(item, Gap)]
-
-    async def received(self, signatures: set[str], timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not signatures <= {tx.signature for tx in self.txs}:
-                await asyncio.sleep(0.005)
-
-    async def __aenter__(self) -> Running:
-        self._task = asyncio.create_task(self.source.run(self.emit, self.stop))
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.stop.set()
-        assert self._task is not None
-        await asyncio.wait_for(self._task, 5)
 
 
 def make(kind: str, node: LocalRpcServer, rpc: RpcClient, **options: Any) -> LiveSource:

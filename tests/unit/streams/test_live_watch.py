@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from streams.base import RawTx, SourceItem
 from streams.codec import tx_account_keys, tx_signature
 from streams.rpc import RpcClient
 from streams.sources import HeliusSource, LivePolicy, LogsSource, MemoryCursors
 from streams.sources._live import LiveSource
 from tests.fixtures import MAINNET
 from tests.rpcserver import LocalRpcServer, load_results
+from tests.rpcserver.running import Running
 
 RESULTS = load_results(MAINNET / "transactions.jsonl")
 W0, W1, W2, W3 = WALLETS = (
@@ -43,39 +43,6 @@ async def node() -> AsyncIterator[LocalRpcServer]:
 async def rpc(node: LocalRpcServer) -> AsyncIterator[RpcClient]:
     async with RpcClient(node.http_url, backoff_initial_s=0.01, backoff_max_s=0.05) as client:
         yield client
-
-
-class Running:
-    """`source.run` in the background, recording what it emits; `emit_error` fails the consumer."""
-
-    def __init__(self, source: LiveSource, emit_error: str | None = None) -> None:
-        self.source, self.stop = source, asyncio.Event()
-        self.batches: list[list[SourceItem]] = []
-        self._error = emit_error
-        self.task: asyncio.Task[None] | None = None
-
-    async def emit(self, batch: Sequence[SourceItem]) -> None:
-        if self._error in {tx.signature for tx in batch if isinstance(tx, RawTx)}:
-            raise RuntimeError("consumer failed")
-        self.batches.append(list(batch))
-
-    @property
-    def signatures(self) -> list[str]:
-        return [item.signature for batch in self.batches for item in batch if isinstance(item, RawTx)]
-
-    async def received(self, signatures: set[str], timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not signatures <= set(self.signatures):
-                await asyncio.sleep(0.005)
-
-    async def __aenter__(self) -> Running:
-        self.task = asyncio.create_task(self.source.run(self.emit, self.stop))
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.stop.set()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 5)
 
 
 def make(kind: str, node: LocalRpcServer, rpc: RpcClient, wallets: Sequence[str], **options: Any) -> LiveSource:
