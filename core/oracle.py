@@ -49,7 +49,6 @@ from core.ticks import (
     new_tick,
     reference_price,
 )
-from core.ticks import TickBuilder
 from core.windows import Watermark, minute_of
 
 __all__ = [
@@ -71,7 +70,6 @@ __all__ = [
 ONE: Final = Decimal(1)
 ZERO: Final = Decimal(0)
 SWAP: Final = Side.SWAP
-_new: Final = object.__new__
 _new_tuple: Final = tuple.__new__  # a NamedTuple from all its fields, without the keyword-parsing __new__
 _PRUNE_EVERY_S: Final = 3_600
 DEFAULT_CANDLE_HORIZON_S: Final = 86_400
@@ -153,8 +151,7 @@ class PriceBook:
             else:
                 ticks.append(tick)
 
-        # passes 1 and 2 record inline (the tick, the mint's book, the slot's list): one
-        # priced trade each, every slot; pass 3 (token→token, rare) goes through `record`
+        # every pass records through `record`: the tick, the mint's book, the slot's list
         priced: list[tuple[TradeRec, Decimal]] = []
         for trade in trades:  # pass 1: stable-quoted (and anything already priced)
             amount = trade.amount
@@ -189,25 +186,7 @@ class PriceBook:
                     legs[(trade.signature, trade.wallet, trade.ix)] = _new_tuple(LegPrices, (price, None))
                     priced.append((trade, price))
             for trade, price in priced:
-                mint, amount = trade.mint, trade.amount
-                tick: Any = _new(TickBuilder)  # new_tick(mint, price, amount, slot, block_time, wallet, signature), inlined
-                tick.mint = mint
-                tick.price_usd = price
-                tick.amount = amount
-                tick.slot = slot
-                tick.block_time = block_time
-                tick.wallet = trade.wallet
-                tick.signature = trade.signature
-                tick.__class__ = Tick
-                book = mints.get(mint)
-                if book is None:
-                    book = mints[mint] = MintBook()
-                book.add_at(tick, price, amount, block_time, minute, keep)
-                ticks = by_mint.get(mint)
-                if ticks is None:
-                    by_mint[mint] = [tick]
-                else:
-                    ticks.append(tick)
+                record(trade, trade.mint, price, trade.amount)
 
         if swaps:  # pass 3: token→token through the other side's price after passes 1–2
             swap_prices: list[tuple[TradeRec, Decimal | None, Decimal | None]] = []
