@@ -8,7 +8,6 @@ same batch, so it never sees a slot before its price data.
 
 from __future__ import annotations
 
-import gc
 import os
 import uuid
 from typing import Any
@@ -19,19 +18,17 @@ from actors.config import setup_logging
 from actors.metrics import pipeline_metrics
 from actors.protocol import PricePart, ShardInput, ShardResult, StaleGeneration
 from actors.shard_worker import ShardWorker
+from core.gc_policy import GcPolicy
 from core.thresholds import Thresholds
 
 __all__ = ["ShardActor"]
-
-# Long-lived state of many small objects: rescanning it constantly costs ~25 % (see `oof bench engine`).
-_GC_THRESHOLDS = (50_000, 20, 100)
 
 
 @ray.remote
 class ShardActor:
     def __init__(self, thresholds: Thresholds, shard_id: int, shard_count: int, log_setup: Any = None) -> None:
         setup_logging(log_setup)
-        gc.set_threshold(*_GC_THRESHOLDS)
+        self.gc = GcPolicy().start()  # long-lived state of many small objects (see core.gc_policy)
         self.worker = ShardWorker(thresholds, shard_id, shard_count)
         self.generation: int | None = None  # None until restored: a fresh (re)start knows nothing
         self.incarnation = uuid.uuid4().hex[:8]
@@ -53,6 +50,7 @@ class ShardActor:
             raise StaleGeneration(f"shard-{self.worker.shard_id:02d}: generation {self.generation}, "
                                   f"batch wants {generation}")
         result = self.worker.run(inp, parts)
+        self.gc.after(max(1, result.views))
         # The sink keeps the last state per id of a batch anyway: only that state travels.
         last = {m.id: m for m in result.moments}
         metrics = pipeline_metrics()

@@ -34,12 +34,10 @@ import time
 from collections import Counter
 from typing import Any
 
-__all__ = ["add_parser", "run", "synthetic_events", "baseline", "GC_THRESHOLDS"]
+__all__ = ["add_parser", "run", "synthetic_events", "baseline", "BATCH"]
 
-# A long-lived engine holds many small objects: with CPython's default thresholds
-# (700, 10, 10) the cyclic collector rescans them constantly (~25 % of the run). Long
-# batch processes (`oof replay`, this bench, shard actors) raise them.
-GC_THRESHOLDS = (50_000, 20, 100)
+# Inputs per `Engine.process` batch between two `GcPolicy.after` calls: the pipeline's batch size.
+BATCH = 500
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -72,18 +70,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from core import _native
     from core.engine import Engine
-
-    import gc
+    from core.gc_policy import GcPolicy
 
     events, traders = synthetic_events(args.events, args.wallets, args.mints, args.seed, args.seconds_per_slot,
                                        volatility=args.volatility)
-    gc.collect()
-    gc.freeze()  # the generated stream is not the engine's garbage
-    gc.set_threshold(*GC_THRESHOLDS)
+    policy = GcPolicy().start()  # as `oof replay` and the shard actors run it
     span_s = (events[-1].block_time or 0) - (events[0].block_time or 0)
     print(f"engine bench: {len(events):,} trade events, {args.wallets:,} tracked wallets, {args.mints} mints, "
           f"{args.shards} shard(s), volatility {args.volatility}, seed {args.seed} — one core, in-process, "
-          f"gc thresholds {GC_THRESHOLDS}")
+          f"batches of {BATCH}, gc: core.gc_policy")
     print(f"stream: {events[-1].slot - events[0].slot + 1:,} slots, {span_s / 86_400:.1f} days of event time")
     build = _native.mode()
     print(f"build:  {'mypyc-compiled engine' if build == 'compiled' else 'pure-Python engine (' + build + ')'}")
@@ -97,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         profiler = cProfile.Profile()
         profiler.enable()
     started = time.perf_counter()
-    upserts = _drive(engine, events)
+    upserts = _drive(engine, events, policy)
     engine_s = time.perf_counter() - started
     if profiler is not None:
         import pstats
@@ -118,6 +113,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"engine:   {s.slots:,} slots, {s.ticks:,} ticks, {s.duplicates} duplicates")
     digest = _digest(upserts)
     print(f"upserts:  {len(upserts):,}, digest {digest}")
+    del upserts
+    full_s = policy.collect()
+    print(f"gc:       a full collection of what the run left alive takes {full_s:.2f} s; the policy runs one "
+          f"every {policy.collect_every:,} inputs (~{full_s / (policy.collect_every / (n / engine_s)):.1%} of "
+          f"engine time at this speed), none in the timed run")
     if args.child:
         print(json.dumps({"engine_s": engine_s, "base_s": base_s, "digest": digest, "build": build}))
         return 0
@@ -159,13 +159,17 @@ def _compare_pure(args: argparse.Namespace, engine_s: float, base_s: float, dige
           f" upserts {same}")
 
 
-def _drive(engine: Any, events: list[Any]) -> list[Any]:
+def _drive(engine: Any, events: list[Any], policy: Any = None) -> list[Any]:
+    """Every event through `engine.process`, in batches of `BATCH` with `policy.after` between them."""
     upserts: list[Any] = []
     process = engine.process
-    for event in events:
-        out = process(event)
-        if out:
-            upserts += out
+    for start in range(0, len(events), BATCH):
+        for event in events[start:start + BATCH]:
+            out = process(event)
+            if out:
+                upserts += out
+        if policy is not None:
+            policy.after(BATCH)
     return upserts + engine.flush()
 
 

@@ -17,7 +17,6 @@ produced the same moments (they must).
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 import time
 from typing import Any
@@ -45,13 +44,12 @@ def run(args: argparse.Namespace) -> int:
 
     from actors import PipelineConfig, SourceSpec
     from core.engine import Engine
-    from deployments.commands.bench import GC_THRESHOLDS, synthetic_events
+    from core.gc_policy import GcPolicy
+    from deployments.commands.bench import synthetic_events
     from deployments.pipeline import init_ray, start
 
     events, traders = synthetic_events(args.tx, args.wallets, args.mints, args.seed)
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    policy = GcPolicy().start()  # this process runs the in-process engine for comparison
     print(f"pipeline bench: {len(events):,} trade events, {args.wallets:,} tracked wallets, {args.mints} mints; "
           f"{args.shards} shards, {args.price_shards} price actors, batches of {args.batch_size:,}")
 
@@ -60,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     expected = {m.id: m for m in [*engine.process_batch(events), *engine.flush()]}
     engine_s = time.perf_counter() - started
     del engine
+    policy.stop()
 
     init_ray(args.address)
     config = PipelineConfig(shard_count=args.shards, price_shards=args.price_shards, batch_size=args.batch_size,

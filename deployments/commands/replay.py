@@ -44,11 +44,6 @@ def run(args: argparse.Namespace) -> int:
     from deployments.settings_loader import load_or_exit
 
     settings = load_or_exit(extra_files=args.config)
-    import gc
-
-    from deployments.commands.bench import GC_THRESHOLDS
-
-    gc.set_threshold(*GC_THRESHOLDS)  # a batch job full of long-lived state (see bench.GC_THRESHOLDS)
     if args.shards < 1:
         print("oof replay: --shards must be at least 1", file=sys.stderr)
         return 2
@@ -80,8 +75,10 @@ def replay(
     from core.codec import moment_to_dict
     from core.engine import Engine
     from core.errors import ParseError
+    from core.gc_policy import GcPolicy
 
     started = time.perf_counter()
+    policy = GcPolicy().start()  # a batch job full of long-lived state (see core.gc_policy)
     entries, payers, bad = _scan(path, err)
     tracked = payers if wallets is None else set(wallets)
     engine = Engine(thresholds, shard_count=shards, tracked=tracked)
@@ -101,10 +98,12 @@ def replay(
                 last[moment.id] = moment
             if done % 500 == 0:
                 advance(done)
+                policy.after(500)
         for moment in engine.flush():
             last[moment.id] = moment
         advance(len(entries))
     elapsed = time.perf_counter() - started
+    policy.stop()
 
     moments = sorted(last.values(), key=lambda m: (m.slot_ref, m.kind.value, m.id))
     with out_path.open("wb") as out:
