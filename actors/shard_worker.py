@@ -10,7 +10,9 @@ that slot: the shard's clock never runs ahead of its price data.
 
 A reference request is matched to the price actors' answer by `reference_key` (mint, time,
 wallet: all the answer depends on); parked requests are part of the checkpoint. A slot's
-upserts are coalesced per id, sorted by id, as the engine returns them.
+upserts are coalesced per id, sorted by id, as the engine returns them; the deferred ones
+(`ShardState.take_upserts`) are built once at the end of the batch, as
+`Engine.process_batch(coalesce=True)` does.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class ShardWorker:
                 found = [last[k] for k in sorted(last)]
             out += found
             self.last_slot = slot
+        out += state.take_upserts()  # S2E/BHD: their last state in the batch (the sink keeps only that)
         now = frozenset(state.watched)
         changed = None if now == self._watched else now
         self._watched = now

@@ -18,7 +18,8 @@ Determinism
 - *Canonical order within a slot*: a slot is buffered until a higher slot arrives (or
   `flush()`), then run sorted by (signature, wallet, ix), so arrival order inside a slot
   never changes a result; the moments a slot produces are coalesced per id (last state
-  wins) and returned sorted by id. Views of an older slot than the last one run are
+  wins) and returned sorted by id (`process_batch(coalesce=True)`: per id over the whole
+  batch). Views of an older slot than the last one run are
   processed at once ("late", counted) — input is expected in slot order.
 - *Event time only*: every input (failed transactions, transfers and untracked wallets'
   swaps too) advances the watermark; windows close on it. `flush()` runs what is buffered
@@ -128,6 +129,7 @@ class Engine:
         self._seen: set[str] = set()
         self._seen_slots: deque[int] = deque()  # the keys of `_seen` in arrival order, and their slots
         self._seen_keys: deque[str] = deque()  # (two deques rather than pairs: no tuple per input)
+        self._coalescing = False  # inside process_batch(coalesce=True): deferred upserts wait for its end
 
     # -- input ----------------------------------------------------------------------------
     def process(self, item: Input) -> list[Moment]:
@@ -149,11 +151,31 @@ class Engine:
         return self._offer(f"{sig}|{wallet}", view, view.slot, view.block_time, sig, wallet,
                            trades[0].ix if trades else -1)
 
-    def process_batch(self, items: Iterable[Input]) -> list[Moment]:
+    def process_batch(self, items: Iterable[Input], *, coalesce: bool = False) -> list[Moment]:
+        """`process` each item; the upserts of every slot run, in order.
+
+        `coalesce=True`: the batch's upserts coalesced per id (last state wins), sorted by id —
+        what a pipeline shard hands the sink per batch. Every moment reaches the same final
+        state; only intermediate states inside the batch are skipped, so S2E and BHD build
+        each moment once per batch instead of at every new extreme (`ShardContext.deferred`)."""
         out: list[Moment] = []
-        for item in items:
-            out += self.process(item)
-        return out
+        if not coalesce:
+            for item in items:
+                out += self.process(item)
+            return out
+        self._coalescing = True
+        try:
+            for item in items:
+                found = self.process(item)
+                if found:
+                    out += found
+        finally:
+            self._coalescing = False
+        out += self._take_deferred()
+        if len(out) < 2:
+            return out
+        last = {m.id: m for m in out}
+        return [last[k] for k in sorted(last)]
 
     def advance(self, slot: int, block_time: int | None) -> list[Moment]:
         """A heartbeat: event time reached `(slot, block_time)` without a transaction."""
@@ -166,7 +188,20 @@ class Engine:
 
     def flush(self) -> list[Moment]:
         """Run the buffered slot now. Closes no window: nothing is assumed about the future."""
-        return self._run_buffer()
+        out = self._run_buffer()
+        rest = self._take_deferred()  # left by a coalesced batch that raised
+        return out + rest if rest else out
+
+    def _take_deferred(self) -> list[Moment]:
+        out: list[Moment] = []
+        for shard in self.shards:
+            if shard.ctx.deferred:
+                out += shard.take_upserts()
+        if out:
+            upserts = self.stats.upserts
+            for moment in out:
+                upserts[_KIND_VALUE[moment.kind]] += 1
+        return out
 
     def _parse(self, raw: Mapping[str, Any]) -> list[ParsedTransaction]:
         from core.parse import parse_transaction  # the parser is only needed for raw input
@@ -294,12 +329,15 @@ class Engine:
             if ctx.reference_requests:
                 for request in shard.take_reference_requests():
                     book.request_reference(request)
-        if not out:
-            return out
-        upserts = stats.upserts
-        for moment in out:
-            upserts[_KIND_VALUE[moment.kind]] += 1
-        if len(out) == 1:
+        if out:
+            upserts = stats.upserts
+            for moment in out:
+                upserts[_KIND_VALUE[moment.kind]] += 1
+        if not self._coalescing:
+            deferred = self._take_deferred()  # (counted there)
+            if deferred:
+                out += deferred
+        if len(out) < 2:
             return out
         last = {m.id: m for m in out}
         return [last[k] for k in sorted(last)]

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "Side",
@@ -92,9 +92,12 @@ class ParsedTransaction:
     trades: tuple[TradeEvent, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """A priced swap of `mint` by any wallet: the oracle's unit of information."""
+class Tick(NamedTuple):
+    """A priced swap of `mint` by any wallet: the oracle's unit of information.
+
+    A NamedTuple, not a frozen dataclass: the oracle makes one per priced trade, and a
+    tuple is built in one step (`tuple.__new__`) where a frozen dataclass sets each field
+    through `object.__setattr__`."""
 
     mint: str
     price_usd: Decimal

@@ -207,10 +207,10 @@ class PriceBook:
         for mint, ticks in by_mint.items():
             if len(ticks) == 1:
                 tick = ticks[0]
-                price = tick.price_usd
+                price = tick[1]  # Tick.price_usd (an index read: compiled code's fastest)
                 out[mint] = _new_tuple(SlotTicks, (mint, slot, block_time, (tick,), price, price, price))
             else:
-                prices = [t.price_usd for t in ticks]
+                prices = [t[1] for t in ticks]
                 out[mint] = _new_tuple(
                     SlotTicks, (mint, slot, block_time, tuple(ticks), max(prices), min(prices), prices[-1]))
         return _new_tuple(SlotPricing, (slot, block_time, out, legs))

@@ -11,7 +11,9 @@ it, per slot and in this order,
    order, with the USD prices the oracle gave their trades;
 4. `take_history_requests()` → answered with `on_history(...)` — mints it started
    watching in this slot get their latest price; `take_reference_requests()` → sent to
-   the price side.
+   the price side;
+5. `take_upserts()` — the deferred upserts (S2E, BHD: see `ShardContext.deferred`), at the
+   end of the slot, or of a batch whose upserts the caller coalesces per id anyway.
 
 `snapshot()` / `restore()` round-trip the whole state exactly (versioned JSON).
 """
@@ -148,6 +150,14 @@ class ShardState:
         self.ctx.reference_requests = []
         return requests
 
+    def take_upserts(self) -> list[Moment]:
+        """The deferred upserts since the last call, built now: one per moment id, its last state."""
+        deferred = self.ctx.deferred
+        if not deferred:
+            return []
+        self.ctx.deferred = {}
+        return [d.materialize(w, status, updated_at, state) for d, w, status, updated_at, state in deferred.values()]
+
     def on_history(self, histories: Iterable[MintHistory]) -> None:
         for history in histories:
             if history.mint in self.ctx.watched and history.last_price is not None:
@@ -267,6 +277,8 @@ class ShardState:
     # -- checkpoints --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         ctx = self.ctx
+        if ctx.deferred:  # they live in no checkpoint: a snapshot taken now would lose them
+            raise RuntimeError("take_upserts() before a snapshot: deferred upserts are pending")
         return {
             "shard_id": self.shard_id,
             "watermark": ctx.watermark.to_list(),

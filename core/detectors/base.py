@@ -98,10 +98,16 @@ class ShardContext:
     `watched` counts subscriptions per mint; the first `watch` of a mint asks for its
     history (`history_requests`), which the composition root answers from the price side
     before the next slot. `prices` holds the latest price of every watched mint.
+
+    `deferred` holds upserts that are cheaper to build once than at every change (S2E's and
+    BHD's deepening moments: the moment is a function of its watch, which only changes when
+    it is re-emitted): moment id → (detector, watch, status, updated_at, state), the last
+    emission winning. `ShardState.take_upserts` builds them (`Detector.materialize`) at the
+    end of each slot, or of each batch when the caller coalesces a batch per id anyway.
     """
 
     __slots__ = ("thresholds", "shard_id", "positions", "watermark", "prices", "watched", "history_requests",
-                 "reference_requests")
+                 "reference_requests", "deferred")
 
     def __init__(self, thresholds: Thresholds, shard_id: int = 0) -> None:
         self.thresholds = thresholds
@@ -112,6 +118,7 @@ class ShardContext:
         self.watched: dict[str, int] = {}
         self.history_requests: dict[str, None] = {}
         self.reference_requests: list[RefRequest] = []
+        self.deferred: dict[str, tuple[Detector, Any, MomentStatus, int, str]] = {}
 
     def watch(self, mint: str) -> None:
         count = self.watched.get(mint, 0)
@@ -162,6 +169,10 @@ class Detector:
 
     def on_watermark(self, wm: Watermark) -> list[Moment]:
         return []
+
+    def materialize(self, watch: Any, status: MomentStatus, updated_at: int, state: str) -> Moment:
+        """Build a moment this detector deferred (`ShardContext.deferred`)."""
+        raise NotImplementedError(f"{type(self).__name__} defers no moments")
 
     @staticmethod
     def severity(pct: Decimal, usd: Decimal) -> Decimal:

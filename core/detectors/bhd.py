@@ -144,7 +144,6 @@ class BagHolderDrawdown(Detector):
 
     def on_tick(self, ticks: SlotTicks) -> list[Moment]:
         mint, _, now, _, _, low, _ = ticks  # SlotTicks (NamedTuple attribute reads are slow in 3.11)
-        out: list[Moment] = []
         positions = self.ctx.positions
         crossed = self.crossed.get(mint)
         if crossed and -crossed[0][0] > low:  # crossed watches whose trough this slot undercuts
@@ -162,7 +161,7 @@ class BagHolderDrawdown(Detector):
                 drop = w.p_entry - low
                 if -drop / w.p_entry <= max_pct and held * drop >= min_usd:  # self._meets(w.p_entry, low, held)
                     w.trough, w.trough_time, w.held = low, now, held
-                    out.append(self._moment(w, _OPEN, now, "deepened"))
+                    self._defer(w, _OPEN, now, "deepened")
                     back.append((-low, item[1], item[2]))
                 else:
                     back.append(item)
@@ -191,7 +190,7 @@ class BagHolderDrawdown(Detector):
                         self.crossed[mint] = [(-low, item[1], w.wid)]
                     else:
                         heappush(heap_c, (-low, item[1], w.wid))
-                    out.append(self._moment(w, _OPEN, now, "crossed"))
+                    self._defer(w, _OPEN, now, "crossed")
                     continue
                 p_cross = self._p_cross(w.p_entry, held)  # less is held now: a lower price is needed
                 if p_cross <= 0:
@@ -200,7 +199,7 @@ class BagHolderDrawdown(Detector):
                 retry.append((-(p_cross * _LATE), item[1], item[2]))
             for item in retry:
                 heappush(heap, item)
-        return out
+        return []  # S2E/BHD moments are deferred (`_defer`)
 
     def _meets(self, p_entry: Decimal, low: Decimal, held: Decimal) -> bool:
         drop = p_entry - low
@@ -213,15 +212,14 @@ class BagHolderDrawdown(Detector):
         due = self.timers.pop_due(wm.time)
         if not due:
             return []
-        out: list[Moment] = []
         for end, wid in due:
             w = self.watches.get(wid)
             if w is None:
                 continue
             if w.crossed:
-                out.append(self._moment(w, _FINAL, end, "final"))
+                self._defer(w, _FINAL, end, "final")
             self._drop(w)
-        return out
+        return []  # S2E/BHD moments are deferred (`_defer`)
 
     def _drop(self, w: _Watch, *, compact: bool = True) -> None:
         del self.watches[w.wid]
@@ -241,6 +239,16 @@ class BagHolderDrawdown(Detector):
         self.crossed.pop(mint, None)
         self.ctx.unwatch(mint)
 
+    def _defer(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> None:
+        """Emit w's moment: built once per slot or batch (`ShardContext.deferred`), last state wins."""
+        mid = w.mid
+        if mid is None:
+            mid = w.mid = moment_id(_BHD, w.wallet, w.mint, w.sig)
+        self.ctx.deferred[mid] = (self, w, status, updated_at, state)
+
+    def materialize(self, watch: Any, status: MomentStatus, updated_at: int, state: str) -> Moment:
+        return self._moment(watch, status, updated_at, state)
+
     def _text(self, value: Decimal) -> str:
         memo = self._memo
         if value is memo[0]:
@@ -252,7 +260,7 @@ class BagHolderDrawdown(Detector):
     def _moment(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> Moment:
         mid = w.mid
         if mid is None:
-            mid = w.mid = moment_id(MomentKind.BHD, w.wallet, w.mint, w.sig)
+            mid = w.mid = moment_id(_BHD, w.wallet, w.mint, w.sig)
         texts = w.texts
         if texts is None:
             texts = w.texts = (decimal_text(w.q), decimal_text(w.p_entry))

@@ -132,7 +132,6 @@ class SoldTooEarly(Detector):
 
     def on_tick(self, ticks: SlotTicks) -> list[Moment]:
         mint, _, now, _, high, _, _ = ticks  # SlotTicks (NamedTuple attribute reads are slow in 3.11)
-        out: list[Moment] = []
         crossed = self.crossed.get(mint)
         if crossed and crossed[0][0] < high:  # crossed watches whose peak this slot beats
             raised = []
@@ -143,7 +142,7 @@ class SoldTooEarly(Detector):
                 if w is None:
                     continue  # window closed
                 w.peak, w.peak_time = high, now
-                out.append(self._moment(w, _OPEN, now, "deepened"))
+                self._defer(w, _OPEN, now, "deepened")
                 raised.append((high, seq, wid))
             for item in raised:
                 heappush(crossed, item)
@@ -167,10 +166,10 @@ class SoldTooEarly(Detector):
                     self.crossed[mint] = [(high, item[1], w.wid)]
                 else:
                     heappush(heap_c, (high, item[1], w.wid))
-                out.append(self._moment(w, _OPEN, now, "crossed"))
+                self._defer(w, _OPEN, now, "crossed")
             for item in retry:
                 heappush(heap, item)
-        return out
+        return []  # S2E/BHD moments are deferred (`_defer`)
 
     def on_watermark(self, wm: Watermark) -> list[Moment]:
         heap = self.timers._heap  # peek without a call: this runs every slot
@@ -179,16 +178,15 @@ class SoldTooEarly(Detector):
         due = self.timers.pop_due(wm.time)
         if not due:
             return []
-        out: list[Moment] = []
         for end, wid in due:
             w = self.watches.pop(wid, None)
             if w is None:
                 continue
             mint = w.mint
             if w.crossed:
-                out.append(self._moment(w, _FINAL, end, "final"))
+                self._defer(w, _FINAL, end, "final")
             self._release(mint)
-        return out
+        return []  # S2E/BHD moments are deferred (`_defer`)
 
     def _release(self, mint: str) -> None:
         live = self.live[mint] - 1
@@ -205,6 +203,16 @@ class SoldTooEarly(Detector):
         self.crossed.pop(mint, None)
         self.ctx.unwatch(mint)
 
+    def _defer(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> None:
+        """Emit w's moment: built once per slot or batch (`ShardContext.deferred`), last state wins."""
+        mid = w.mid
+        if mid is None:
+            mid = w.mid = moment_id(_S2E, w.wallet, w.mint, w.sig)
+        self.ctx.deferred[mid] = (self, w, status, updated_at, state)
+
+    def materialize(self, watch: Any, status: MomentStatus, updated_at: int, state: str) -> Moment:
+        return self._moment(watch, status, updated_at, state)
+
     def _text(self, value: Decimal) -> str:
         memo = self._memo
         if value is memo[0]:
@@ -216,7 +224,7 @@ class SoldTooEarly(Detector):
     def _moment(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> Moment:
         mid = w.mid
         if mid is None:
-            mid = w.mid = moment_id(MomentKind.S2E, w.wallet, w.mint, w.sig)
+            mid = w.mid = moment_id(_S2E, w.wallet, w.mint, w.sig)
         texts = w.texts
         if texts is None:
             texts = w.texts = (decimal_text(w.q), decimal_text(w.p_exit))

@@ -160,14 +160,11 @@ def _compare_pure(args: argparse.Namespace, engine_s: float, base_s: float, dige
 
 
 def _drive(engine: Any, events: list[Any], policy: Any = None) -> list[Any]:
-    """Every event through `engine.process`, in batches of `BATCH` with `policy.after` between them."""
+    """The events in batches of `BATCH`, each through `process_batch(coalesce=True)` (as a pipeline
+    shard runs them: one upsert per moment per batch), `policy.after` between batches."""
     upserts: list[Any] = []
-    process = engine.process
     for start in range(0, len(events), BATCH):
-        for event in events[start:start + BATCH]:
-            out = process(event)
-            if out:
-                upserts += out
+        upserts += engine.process_batch(events[start:start + BATCH], coalesce=True)
         if policy is not None:
             policy.after(BATCH)
     return upserts + engine.flush()

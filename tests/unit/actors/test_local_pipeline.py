@@ -1,8 +1,10 @@
 """The actor protocol (planner + price workers + shard workers, no Ray) equals the in-process engine.
 
 `LocalPipeline` wires exactly what the actors wrap; the moments (same ids, same final
-states — and the same upsert history per moment) must not depend on the shard count, the
-price-actor count, the batch size or checkpoint round trips in between.
+states) must not depend on the shard count, the price-actor count, the batch size or
+checkpoint round trips in between. A shard hands on each moment's last state per batch
+(S2E/BHD are built once per batch), so a moment's upserts are the engine's per-slot
+history with states inside one batch skipped: a subsequence ending in the same state.
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ def _history(upserts: list[Moment]) -> dict[str, list[Moment]]:
     return out
 
 
+def _is_subsequence(part: list[Moment], whole: list[Moment]) -> bool:
+    rest = iter(whole)
+    return all(any(m == w for w in rest) for m in part)
+
+
+def _assert_histories_thinned(got: list[Moment], engine: list[Moment]) -> None:
+    got_h, engine_h = _history(got), _history(engine)
+    assert got_h.keys() == engine_h.keys()
+    for mid, states in got_h.items():
+        assert states[-1] == engine_h[mid][-1] and _is_subsequence(states, engine_h[mid]), mid
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_worlds_give_the_engines_moments_in_every_layout(seed: int) -> None:
     world = random_world(seed, steps=60)
@@ -38,7 +52,7 @@ def test_random_worlds_give_the_engines_moments_in_every_layout(seed: int) -> No
         pipeline.process(world.raws())
         pipeline.flush()
         assert pipeline.final == expected.final, (shards, prices, batch, every)
-        assert _history(pipeline.upserts) == _history(expected.upserts)
+        _assert_histories_thinned(pipeline.upserts, expected.upserts)
 
 
 def test_order_within_a_slot_does_not_matter() -> None:

@@ -6,6 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from core.engine import Engine
 from core.models import MomentKind, MomentStatus
 from tests.scenarios import DAY, World
 
@@ -125,3 +126,22 @@ def test_the_bought_side_of_a_token_to_token_swap_is_an_entry() -> None:
     w.trade(tok, "1")
     m = w.run().one(BHD, alice, tok)
     assert D(m.explain["inputs"]["p_entry"]) == 2 and m.usd_value == D(100)
+
+
+def test_a_coalesced_batch_builds_the_moment_once_in_its_last_state() -> None:
+    w, alice, tok, t0 = bought()
+    w.wait(hours=3)
+    w.trade(tok, "0.7")
+    w.wait(hours=1)
+    w.trade(tok, "0.6")
+    w.wait(hours=1)
+    w.trade(tok, "0.5")
+    w.wait(60)
+    w.heartbeat()  # a later slot: the batch runs the last trade's slot (the end of input closes none)
+    per_slot = w.run()
+    m = per_slot.one(BHD, alice)
+    assert [u.explain["state"] for u in per_slot.history(m.id)] == ["crossed", "deepened", "deepened"]
+    engine = Engine(tracked=w.traders)
+    batch = engine.process_batch(w.raws(), coalesce=True)
+    assert [u for u in batch if u.kind is BHD] == [m]  # one upsert: the deepest trough, as the last per-slot one
+    assert engine.stats.upserts["BHD"] == 1  # built once, not three times

@@ -109,3 +109,34 @@ def test_extreme_trade_streams_keep_the_invariants(rows: list) -> None:
             reference = out
         else:
             assert out == reference
+
+
+@SETTINGS
+@given(seed=seeds, cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=6))
+def test_coalesced_batches_reach_the_same_final_moments(seed: int, cuts: list[int]) -> None:
+    """`process_batch(coalesce=True)`, however the stream is cut into batches: each batch one
+    upsert per id (sorted by id), each moment's upserts a subsequence of the per-slot
+    history ending in the same final state; and a snapshot between batches restores."""
+    w = random_world(seed)
+    per_slot = w.run().upserts
+    raws = w.raws()
+    bounds = sorted({0, len(raws), *(c for c in cuts if c < len(raws))})
+    engine = Engine(TH, tracked=w.traders)
+    got: list[Moment] = []
+    for lo, hi in zip(bounds, bounds[1:]):
+        batch = engine.process_batch(raws[lo:hi], coalesce=True)
+        assert [m.id for m in batch] == sorted({m.id for m in batch})
+        got += batch
+        restored = Engine(TH, tracked=w.traders)
+        restored.restore(engine.snapshot())  # nothing is left pending between batches
+        engine = restored
+    got += engine.flush()
+    check_invariants(got)
+    history: dict[str, list[Moment]] = {}
+    for m in per_slot:
+        history.setdefault(m.id, []).append(m)
+    assert {m.id: m for m in got} == {m.id: m for m in per_slot}
+    for m in got:
+        states = history[m.id]
+        assert m in states
+        history[m.id] = states[states.index(m) + 1:]  # later upserts of an id come later in the history
