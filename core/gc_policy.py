@@ -13,9 +13,10 @@ engine`, the shard and price actors):
   permanent generation), automatic collection off;
 - `after(inputs)`, called after each batch: `gc.freeze()` again, which moves whatever
   the batch left alive into the permanent generation without scanning it (O(1));
-- every `collect_every` inputs (and on `collect()`, e.g. after a checkpoint): unfreeze,
-  one full collection, freeze — so cycles made by anything else in the process
-  (asyncio, Ray's worker) are reclaimed after a bounded amount of work;
+- every `collect_every` inputs, or once `max_interval_s` of wall time has passed since the
+  last one (a quiet live shard gets few inputs but keeps serving Ray calls), and on
+  `collect()`: unfreeze, one full collection, freeze — so cycles made by anything else in
+  the process (asyncio, Ray's worker) are reclaimed after a bounded amount of work and time;
 - `stop()` unfreezes and turns automatic collection back on.
 
 Objects freed by reference counting (nearly everything) are freed at once as always:
@@ -27,18 +28,24 @@ from __future__ import annotations
 import gc
 import time
 
-__all__ = ["GcPolicy", "DEFAULT_COLLECT_EVERY"]
+__all__ = ["GcPolicy", "DEFAULT_COLLECT_EVERY", "DEFAULT_MAX_INTERVAL_S"]
 
 DEFAULT_COLLECT_EVERY = 2_000_000  # inputs between full collections (~40 s of input at 50 k/s)
+DEFAULT_MAX_INTERVAL_S = 60.0  # and at least this often (wall time: this is process housekeeping, not event time)
 
 
 class GcPolicy:
     """Automatic collection off, survivors frozen per batch, a full collection now and then."""
 
-    def __init__(self, collect_every: int = DEFAULT_COLLECT_EVERY) -> None:
+    def __init__(self, collect_every: int = DEFAULT_COLLECT_EVERY,
+                 max_interval_s: float = DEFAULT_MAX_INTERVAL_S) -> None:
         if collect_every < 1:
             raise ValueError("collect_every must be at least 1")
+        if max_interval_s <= 0:
+            raise ValueError("max_interval_s must be positive")
         self.collect_every = collect_every
+        self.max_interval_s = max_interval_s
+        self._last_collect = time.monotonic()
         self.since_collect = 0  # inputs since the last full collection
         self.collections = 0  # full collections run by this policy
         self.collected = 0  # unreachable objects they found
@@ -61,7 +68,7 @@ class GcPolicy:
         if self._was_enabled is None:
             return
         self.since_collect += inputs
-        if self.since_collect >= self.collect_every:
+        if self.since_collect >= self.collect_every or time.monotonic() - self._last_collect >= self.max_interval_s:
             self.collect()
         else:
             gc.freeze()
@@ -76,6 +83,7 @@ class GcPolicy:
         self.collections += 1
         self.collect_s += took
         self.since_collect = 0
+        self._last_collect = time.monotonic()
         return took
 
     def stop(self) -> None:

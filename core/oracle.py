@@ -138,20 +138,7 @@ class PriceBook:
         sol_quoted: list[TradeRec] = []
         swaps: list[TradeRec] = []
         mints = self.mints
-
-        def record(trade: TradeRec, mint: str, price: Decimal, amount: Decimal) -> None:
-            tick = new_tick(mint, price, amount, slot, block_time, trade.wallet, trade.signature)
-            book = mints.get(mint)
-            if book is None:
-                book = mints[mint] = MintBook()
-            book.add_at(tick, price, amount, block_time, minute, keep)
-            ticks = by_mint.get(mint)
-            if ticks is None:
-                by_mint[mint] = [tick]
-            else:
-                ticks.append(tick)
-
-        # every pass records through `record`: the tick, the mint's book, the slot's list
+        # every pass records through `_record`: the tick, the mint's book, the slot's list (a native call)
         priced: list[tuple[TradeRec, Decimal]] = []
         for trade in trades:  # pass 1: stable-quoted (and anything already priced)
             amount = trade.amount
@@ -186,7 +173,7 @@ class PriceBook:
                     legs[(trade.signature, trade.wallet, trade.ix)] = _new_tuple(LegPrices, (price, None))
                     priced.append((trade, price))
             for trade, price in priced:
-                record(trade, trade.mint, price, trade.amount)
+                self._record(by_mint, trade, trade.mint, price, trade.amount, slot, block_time, minute, keep)
 
         if swaps:  # pass 3: token→token through the other side's price after passes 1–2
             swap_prices: list[tuple[TradeRec, Decimal | None, Decimal | None]] = []
@@ -199,9 +186,10 @@ class PriceBook:
             for trade, mint_price, quote_price in swap_prices:
                 legs[(trade.signature, trade.wallet, trade.ix)] = LegPrices(mint_price, quote_price)
                 if quote_price is not None:
-                    record(trade, trade.quote_mint, quote_price, trade.quote_amount)
+                    self._record(by_mint, trade, trade.quote_mint, quote_price, trade.quote_amount, slot,
+                                 block_time, minute, keep)
                 if mint_price is not None:
-                    record(trade, trade.mint, mint_price, trade.amount)
+                    self._record(by_mint, trade, trade.mint, mint_price, trade.amount, slot, block_time, minute, keep)
 
         out: dict[str, SlotTicks] = {}
         for mint, ticks in by_mint.items():
@@ -214,6 +202,21 @@ class PriceBook:
                 out[mint] = _new_tuple(
                     SlotTicks, (mint, slot, block_time, tuple(ticks), max(prices), min(prices), prices[-1]))
         return _new_tuple(SlotPricing, (slot, block_time, out, legs))
+
+    def _record(self, by_mint: dict[str, list[Tick]], trade: TradeRec, mint: str, price: Decimal, amount: Decimal,
+                slot: int, block_time: int, minute: int, keep: int) -> None:
+        """One tick: into the mint's book (candle, recent ticks) and the slot's ticks of that mint."""
+        tick = new_tick(mint, price, amount, slot, block_time, trade.wallet, trade.signature)
+        mints = self.mints
+        book = mints.get(mint)
+        if book is None:
+            book = mints[mint] = MintBook()
+        book.add_at(tick, price, amount, block_time, minute, keep)
+        ticks = by_mint.get(mint)
+        if ticks is None:
+            by_mint[mint] = [tick]
+        else:
+            ticks.append(tick)
 
     # -- queries ------------------------------------------------------------------------
     def latest(self, mint: str) -> Decimal | None:

@@ -258,6 +258,8 @@ class ShardState:
                         found = d.on_trade(leg)
                         if found:
                             out += found
+        if not flows:  # (a bare TradeEvent's view has none)
+            return out
         for mint, delta in flows.items():  # what the trades do not explain: transfers in and out
             rest = delta - traded.get(mint, ZERO)
             if rest > 0:

@@ -71,7 +71,14 @@ class EventView(Run):
         rec = TradeRec(event)
         super().__init__(rec.wallet, rec.signature, rec.slot, rec.block_time, False, _NO_FLOWS, [rec])
         self.ix = rec.ix
-        self.fee_lamports = event.fee_lamports
-        self.program = event.program
         self.trades: tuple[TradeEvent, ...] = (event,)
         self.signers: tuple[str, ...] = ()
+
+    # read only by snapshots and the wire format: not copied per event
+    @property
+    def fee_lamports(self) -> int:
+        return self.trades[0].fee_lamports
+
+    @property
+    def program(self) -> str | None:
+        return self.trades[0].program

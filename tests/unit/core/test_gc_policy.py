@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -92,6 +93,21 @@ def test_policy_freezes_survivors_and_collects_cycles_when_due() -> None:
     assert gc.isenabled() == was and gc.get_freeze_count() == 0 and not policy.active
 
 
+def test_policy_collects_fully_when_its_interval_has_passed_however_few_the_inputs() -> None:
+    policy = GcPolicy(collect_every=10**9, max_interval_s=0.05)
+    try:
+        policy.start()
+        policy.after(1)
+        assert policy.collections == 1  # too soon
+        time.sleep(0.06)
+        policy.after(1)
+        assert policy.collections == 2 and policy.since_collect == 0
+    finally:
+        policy.stop()
+
+
 def test_policy_rejects_a_zero_period() -> None:
     with pytest.raises(ValueError, match="collect_every"):
         GcPolicy(collect_every=0)
+    with pytest.raises(ValueError, match="max_interval_s"):
+        GcPolicy(max_interval_s=0)
