@@ -57,7 +57,7 @@ the request's window, so answers never depend on which actor was faster.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -127,8 +127,12 @@ class Engine:
         self._buf: list[WalletTx] = []
         self._buf_order: list[tuple[str, str, int, int]] = []  # per buffered view: (sig, wallet, ix, position)
         self._seen: set[str] = set()
-        self._seen_slots: deque[int] = deque()  # the keys of `_seen` in arrival order, and their slots
-        self._seen_keys: deque[str] = deque()  # (two deques rather than pairs: no tuple per input)
+        # the keys of `_seen` in arrival order and their slots, live from `_seen_head` on: two lists
+        # rather than pairs (no tuple per input), lists rather than deques (compiled code appends
+        # to a list directly, a deque's methods are Python calls); the dead front is cut in bulk
+        self._seen_slots: list[int] = []
+        self._seen_keys: list[str] = []
+        self._seen_head = 0
         self._coalescing = False  # inside process_batch(coalesce=True): deferred upserts wait for its end
 
     # -- input ----------------------------------------------------------------------------
@@ -220,9 +224,15 @@ class Engine:
             self._max_slot = slot
             floor = slot - self.dedup_slots
             slots, keys, seen = self._seen_slots, self._seen_keys, self._seen
-            while slots and slots[0] < floor:
-                slots.popleft()
-                seen.discard(keys.popleft())
+            head, n = self._seen_head, len(slots)
+            while head < n and slots[head] < floor:
+                seen.discard(keys[head])
+                head += 1
+            if head > 4_096 and head * 2 > n:
+                del slots[:head]
+                del keys[:head]
+                head = 0
+            self._seen_head = head
         if self._buf_slot is not None and slot > self._buf_slot:
             return self._run_buffer()
         return []
@@ -357,7 +367,8 @@ class Engine:
             "last_slot": self._last_slot,
             "max_slot": self._max_slot,
             "buffer": {"slot": self._buf_slot, "time": self._buf_time, "views": [encode_parsed(v) for v in self._buf]},
-            "seen": [[slot, key] for slot, key in zip(self._seen_slots, self._seen_keys)],
+            "seen": [[slot, key] for slot, key in zip(self._seen_slots[self._seen_head:],
+                                                      self._seen_keys[self._seen_head:])],
             "book": self.book.to_dict(),
             "shards": [s.to_dict() for s in self.shards],
             "stats": {**{k: v for k, v in asdict(self.stats).items() if k != "upserts"},
@@ -377,8 +388,9 @@ class Engine:
         self._buf_slot, self._buf_time = buffer["slot"], buffer["time"]
         self._buf = [decode_parsed(v) for v in buffer["views"]]
         self._buf_order = [(*_canonical(v), k) for k, v in enumerate(self._buf)]
-        self._seen_slots = deque(slot for slot, _ in body["seen"])
-        self._seen_keys = deque(key for _, key in body["seen"])
+        self._seen_slots = [slot for slot, _ in body["seen"]]
+        self._seen_keys = [key for _, key in body["seen"]]
+        self._seen_head = 0
         self._seen = set(self._seen_keys)
         self.book.load_dict(body["book"])
         for shard, state in zip(self.shards, body["shards"]):

@@ -47,6 +47,31 @@ def test_events_older_than_the_dedup_horizon_are_dropped_as_stale() -> None:
     assert out == w.run().upserts
 
 
+def test_the_dedup_horizon_holds_over_a_long_stream_and_a_checkpoint() -> None:
+    """Keys expire slot by slot (the expired front of the key list is cut in bulk, here many
+    times): a redelivery inside the horizon is a duplicate, one outside it is stale — before
+    and after a snapshot/restore."""
+
+    def event(i: int) -> TradeEvent:
+        return TradeEvent(f"sig{i}", 1_000 + i, 1_700_000_000 + i, 0, "w", Side.BUY, "m", D(1), USDC_MINT, D(1),
+                          D(1), None, 0)
+
+    engine = Engine(tracked=["other"], dedup_slots=100)
+    for i in range(20_000):
+        engine.process(event(i))
+        if i >= 50 and i % 7 == 0:
+            engine.process(event(i - 50))  # within the horizon: a duplicate
+        if i >= 150 and i % 11 == 0:
+            engine.process(event(i - 150))  # beyond it: stale
+    assert (engine.stats.duplicates, engine.stats.stale) == (len(range(56, 20_000, 7)), len(range(154, 20_000, 11)))
+    restored = Engine(tracked=["other"], dedup_slots=100)
+    restored.restore(engine.snapshot())
+    assert len(restored._seen) == len(engine._seen) <= 102  # only the horizon's keys are kept
+    restored.process(event(19_950))
+    restored.process(event(19_800))
+    assert (restored.stats.duplicates - engine.stats.duplicates, restored.stats.stale - engine.stats.stale) == (1, 1)
+
+
 def test_a_new_event_for_an_already_run_slot_is_processed_late() -> None:
     w, alice, tok = crossed_world()
     late = TradeEvent("late-sig", w.txs[0].slot, w.txs[0].block_time, 0, w.market[1], Side.BUY, tok, D(1),
