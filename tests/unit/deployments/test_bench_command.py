@@ -17,8 +17,14 @@ def test_bench_engine_reports_throughput_baseline_ratio_and_memory() -> None:
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for label in ("engine:", "baseline:", "ratio:", "moments:", "memory:", "bytes per tracked wallet"):
+    for label in ("engine:", "best of 2 fresh engines", "baseline:", "ratio:", "moments:", "digest", "gc:",
+                  "memory:", "bytes per tracked wallet"):
         assert label in out, out
+    assert "DIFFERENT" not in out, out  # repeated runs (and the pure-Python run, when compiled) agree
+    from core import _native
+
+    if _native.mode() == "compiled":
+        assert "upserts identical" in out, out
 
 
 def test_synthetic_stream_is_deterministic_and_in_slot_order() -> None:
