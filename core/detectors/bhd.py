@@ -6,6 +6,7 @@ import heapq
 from decimal import Decimal
 from typing import Any, Final
 
+from core.detectors._ladder import Ladder
 from core.detectors.base import (
     ONE,
     ZERO,
@@ -97,7 +98,7 @@ class BagHolderDrawdown(Detector):
             {"max_pct": th.bhd_max_pct, "min_usd": th.bhd_min_usd, "window_s": th.bhd_window_s})
         self.watches: dict[str, _Watch] = {}
         self.pending: dict[str, list[tuple[Decimal, int, str]]] = {}  # mint -> heap (-p_cross, seq, wid)
-        self.crossed: dict[str, list[tuple[Decimal, int, str]]] = {}  # mint -> heap (-trough, seq, wid)
+        self.crossed: dict[str, Ladder] = {}  # mint -> crossed watches by trough
         self.live: dict[str, int] = {}
         self.timers = TimerQueue()
         self.seq = 0
@@ -145,33 +146,35 @@ class BagHolderDrawdown(Detector):
     def on_tick(self, ticks: SlotTicks) -> list[Moment]:
         mint, _, now, _, _, low, _ = ticks  # SlotTicks (NamedTuple attribute reads are slow in 3.11)
         positions = self.ctx.positions
-        crossed = self.crossed.get(mint)
-        if crossed and -crossed[0][0] > low:  # crossed watches whose trough this slot undercuts
-            back = []
+        ladder = self.crossed.get(mint)
+        deeper: list[str] = []  # crossed watches whose trough is now `low`
+        if ladder is not None and ladder.keys and ladder.keys[-1] > low:  # troughs this slot undercuts
             watches = self.watches
             max_pct, min_usd = self._max_pct, self._min_usd
-            while crossed and -crossed[0][0] > low:
-                item = heappop(crossed)
-                w = watches.get(item[2])
-                if w is None:
-                    continue  # window closed
-                held = positions.remaining(w.wallet, mint, w.lot)
-                if not held:
-                    continue  # nothing left of the lot: the reported trough stands
-                drop = w.p_entry - low
-                if -drop / w.p_entry <= max_pct and held * drop >= min_usd:  # self._meets(w.p_entry, low, held)
-                    w.trough, w.trough_time, w.held = low, now, held
-                    self._defer(w, _OPEN, now, "deepened")
-                    back.append((-low, item[1], item[2]))
-                else:
-                    back.append(item)
-            for item in back:
-                heappush(crossed, item)
+            for trough, wids in ladder.take_above(low):
+                kept: list[str] = []
+                for wid in wids:
+                    w = watches.get(wid)
+                    if w is None:
+                        continue  # window closed
+                    held = positions.remaining(w.wallet, mint, w.lot)
+                    if not held:
+                        continue  # nothing left of the lot: the reported trough stands
+                    drop = w.p_entry - low
+                    if -drop / w.p_entry <= max_pct and held * drop >= min_usd:  # self._meets(w.p_entry, low, held)
+                        w.trough, w.trough_time, w.held = low, now, held
+                        self._defer(w, _OPEN, now, "deepened")
+                        deeper.append(wid)
+                    else:
+                        kept.append(wid)  # too little held for this low to count: its trough stands
+                if kept:
+                    ladder.put(trough, kept)
         heap = self.pending.get(mint)
-        if heap and -heap[0][0] >= low:
+        neg_low = -low  # pending is a max-heap on the crossing price: keys are negated
+        if heap and heap[0][0] <= neg_low:
             retry = []
             watches = self.watches
-            while heap and -heap[0][0] >= low:
+            while heap and heap[0][0] <= neg_low:
                 item = heappop(heap)
                 w = watches.get(item[2])
                 if w is None:
@@ -185,11 +188,7 @@ class BagHolderDrawdown(Detector):
                     continue
                 if self._meets(w.p_entry, low, held):
                     w.crossed, w.trough, w.trough_time, w.held, w.detected_at = True, low, now, held, now
-                    heap_c = self.crossed.get(mint)
-                    if heap_c is None:
-                        self.crossed[mint] = [(-low, item[1], w.wid)]
-                    else:
-                        heappush(heap_c, (-low, item[1], w.wid))
+                    deeper.append(w.wid)
                     self._defer(w, _OPEN, now, "crossed")
                     continue
                 p_cross = self._p_cross(w.p_entry, held)  # less is held now: a lower price is needed
@@ -199,6 +198,10 @@ class BagHolderDrawdown(Detector):
                 retry.append((-(p_cross * _LATE), item[1], item[2]))
             for item in retry:
                 heappush(heap, item)
+        if deeper:
+            if ladder is None:
+                ladder = self.crossed[mint] = Ladder()
+            ladder.put(low, deeper)
         return []  # S2E/BHD moments are deferred (`_defer`)
 
     def _meets(self, p_entry: Decimal, low: Decimal, held: Decimal) -> bool:
@@ -228,11 +231,13 @@ class BagHolderDrawdown(Detector):
         if live:
             self.live[mint] = live
             if compact:  # drop entries of closed windows
-                for heaps in (self.pending, self.crossed):
-                    heap = heaps.get(mint)
-                    if heap and len(heap) > 2 * live + 16:
-                        heaps[mint] = [i for i in heap if i[2] in self.watches]
-                        heapq.heapify(heaps[mint])
+                heap = self.pending.get(mint)
+                if heap and len(heap) > 2 * live + 16:
+                    self.pending[mint] = [i for i in heap if i[2] in self.watches]
+                    heapq.heapify(self.pending[mint])
+                ladder = self.crossed.get(mint)
+                if ladder is not None and ladder.size > 2 * live + 16:
+                    ladder.compact(self.watches)
             return
         del self.live[mint]
         self.pending.pop(mint, None)
@@ -282,7 +287,8 @@ class BagHolderDrawdown(Detector):
         return {
             "watches": [w.to_list() for w in self.watches.values()],
             "pending": {m: [[str(p), s, wid] for p, s, wid in h] for m, h in self.pending.items()},
-            "crossed": {m: [[str(p), s, wid] for p, s, wid in h] for m, h in self.crossed.items()},
+            "crossed": {m: [[str(-p), 0, wid] for p, wid in ladder.entries()]  # -trough: the heap format
+                        for m, ladder in self.crossed.items()},
             "live": self.live,
             "timers": self.timers.to_dict(),
             "seq": self.seq,
@@ -291,7 +297,7 @@ class BagHolderDrawdown(Detector):
     def load_dict(self, d: dict[str, Any]) -> None:
         self.watches = {w[0]: _Watch.from_list(w) for w in d["watches"]}
         self.pending = {m: [(Decimal(p), s, wid) for p, s, wid in h] for m, h in d["pending"].items()}
-        self.crossed = {m: [(Decimal(p), s, wid) for p, s, wid in h] for m, h in d["crossed"].items()}
+        self.crossed = {m: Ladder.of([(-Decimal(p), wid) for p, _, wid in h]) for m, h in d["crossed"].items()}
         self.live = dict(d["live"])
         self.timers = TimerQueue.from_dict(d["timers"])
         self.seq = d["seq"]

@@ -6,6 +6,7 @@ import heapq
 from decimal import Decimal
 from typing import Any, Final
 
+from core.detectors._ladder import Ladder
 from core.detectors.base import (
     ONE,
     ZERO,
@@ -73,8 +74,9 @@ class SoldTooEarly(Detector):
     severity = min(1, pct / 2)
 
     Watches that have not crossed wait in a per-mint heap keyed by the price that would
-    cross both thresholds, crossed ones in a heap keyed by their peak, so a tick costs
-    O(1) unless it crosses or raises something.
+    cross both thresholds, crossed ones on a per-mint `Ladder` by peak (a new high moves
+    every peak below it to the same price, so they share a group), so a tick costs O(1)
+    unless it crosses or raises something.
     """
 
     kind = MomentKind.S2E
@@ -91,7 +93,7 @@ class SoldTooEarly(Detector):
             {"min_pct": th.s2e_min_pct, "min_usd": th.s2e_min_usd, "window_s": th.s2e_window_s})
         self.watches: dict[str, _Watch] = {}
         self.pending: dict[str, list[tuple[Decimal, int, str]]] = {}  # mint -> heap (p_cross, seq, wid)
-        self.crossed: dict[str, list[tuple[Decimal, int, str]]] = {}  # mint -> heap (peak, seq, wid)
+        self.crossed: dict[str, Ladder] = {}  # mint -> crossed watches by peak
         self.live: dict[str, int] = {}  # mint -> watches
         self.timers = TimerQueue()
         self.seq = 0
@@ -132,20 +134,18 @@ class SoldTooEarly(Detector):
 
     def on_tick(self, ticks: SlotTicks) -> list[Moment]:
         mint, _, now, _, high, _, _ = ticks  # SlotTicks (NamedTuple attribute reads are slow in 3.11)
-        crossed = self.crossed.get(mint)
-        if crossed and crossed[0][0] < high:  # crossed watches whose peak this slot beats
-            raised = []
+        ladder = self.crossed.get(mint)
+        raised: list[str] = []  # crossed watches whose peak is now `high`
+        if ladder is not None and ladder.keys and ladder.keys[0] < high:  # peaks this slot beats
             watches = self.watches
-            while crossed and crossed[0][0] < high:
-                peak, seq, wid = heappop(crossed)
-                w = watches.get(wid)
-                if w is None:
-                    continue  # window closed
-                w.peak, w.peak_time = high, now
-                self._defer(w, _OPEN, now, "deepened")
-                raised.append((high, seq, wid))
-            for item in raised:
-                heappush(crossed, item)
+            for _, wids in ladder.take_below(high):
+                for wid in wids:
+                    w = watches.get(wid)
+                    if w is None:
+                        continue  # window closed
+                    w.peak, w.peak_time = high, now
+                    self._defer(w, _OPEN, now, "deepened")
+                    raised.append(wid)
         heap = self.pending.get(mint)
         if heap and heap[0][0] <= high:
             min_pct, min_usd = self._min_pct, self._min_usd
@@ -161,14 +161,14 @@ class SoldTooEarly(Detector):
                     retry.append(item)
                     continue
                 w.crossed, w.peak, w.peak_time, w.detected_at = True, high, now, now
-                heap_c = self.crossed.get(mint)
-                if heap_c is None:
-                    self.crossed[mint] = [(high, item[1], w.wid)]
-                else:
-                    heappush(heap_c, (high, item[1], w.wid))
+                raised.append(w.wid)
                 self._defer(w, _OPEN, now, "crossed")
             for item in retry:
                 heappush(heap, item)
+        if raised:
+            if ladder is None:
+                ladder = self.crossed[mint] = Ladder()
+            ladder.put(high, raised)
         return []  # S2E/BHD moments are deferred (`_defer`)
 
     def on_watermark(self, wm: Watermark) -> list[Moment]:
@@ -192,11 +192,13 @@ class SoldTooEarly(Detector):
         live = self.live[mint] - 1
         if live:
             self.live[mint] = live
-            for heaps in (self.pending, self.crossed):  # drop entries of closed windows
-                heap = heaps.get(mint)
-                if heap and len(heap) > 2 * live + 16:
-                    heaps[mint] = [i for i in heap if i[2] in self.watches]
-                    heapq.heapify(heaps[mint])
+            heap = self.pending.get(mint)  # drop entries of closed windows
+            if heap and len(heap) > 2 * live + 16:
+                self.pending[mint] = [i for i in heap if i[2] in self.watches]
+                heapq.heapify(self.pending[mint])
+            ladder = self.crossed.get(mint)
+            if ladder is not None and ladder.size > 2 * live + 16:
+                ladder.compact(self.watches)
             return
         del self.live[mint]
         self.pending.pop(mint, None)
@@ -246,7 +248,7 @@ class SoldTooEarly(Detector):
         return {
             "watches": [w.to_list() for w in self.watches.values()],
             "pending": {m: [[str(p), s, wid] for p, s, wid in h] for m, h in self.pending.items()},
-            "crossed": {m: [[str(p), s, wid] for p, s, wid in h] for m, h in self.crossed.items()},
+            "crossed": {m: [[str(p), 0, wid] for p, wid in ladder.entries()] for m, ladder in self.crossed.items()},
             "live": self.live,
             "timers": self.timers.to_dict(),
             "seq": self.seq,
@@ -255,7 +257,7 @@ class SoldTooEarly(Detector):
     def load_dict(self, d: dict[str, Any]) -> None:
         self.watches = {w[0]: _Watch.from_list(w) for w in d["watches"]}
         self.pending = {m: [(Decimal(p), s, wid) for p, s, wid in h] for m, h in d["pending"].items()}
-        self.crossed = {m: [(Decimal(p), s, wid) for p, s, wid in h] for m, h in d["crossed"].items()}
+        self.crossed = {m: Ladder.of([(Decimal(p), wid) for p, _, wid in h]) for m, h in d["crossed"].items()}
         self.live = dict(d["live"])
         self.timers = TimerQueue.from_dict(d["timers"])
         self.seq = d["seq"]
