@@ -36,7 +36,7 @@ from core.windows import Watermark
 
 __all__ = ["ShardState", "WalletTx"]
 
-_NO_PRICES: Final[Mapping[tuple[str, str, int], LegPrices]] = {}
+_NO_PRICES: Final[dict[tuple[str, str, int], LegPrices]] = {}  # (never written to)
 ZERO: Final = Decimal(0)
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
@@ -165,7 +165,7 @@ class ShardState:
             for d in self._on_history:
                 d.on_history(history)
 
-    def apply(self, tx: WalletTx, leg_prices: Mapping[tuple[str, str, int], LegPrices] = _NO_PRICES) -> list[Moment]:
+    def apply(self, tx: WalletTx, leg_prices: dict[tuple[str, str, int], LegPrices] = _NO_PRICES) -> list[Moment]:
         """One transaction of a wallet this shard owns: each leg goes to positions, then to
         the detectors that want its role (`Detector.roles`)."""
         failed = tx.failed
@@ -174,7 +174,7 @@ class ShardState:
 
     def apply_records(self, wallet: str, sig: str, slot: int, block_time: int | None, failed: bool,
                       flows: Mapping[str, Decimal], trades: list[TradeRec],
-                      leg_prices: Mapping[tuple[str, str, int], LegPrices]) -> list[Moment]:
+                      leg_prices: dict[tuple[str, str, int], LegPrices]) -> list[Moment]:
         """`apply` with the transaction's fields at hand and its trades as `core.trades` copies."""
         ctx = self.ctx
         time = ctx.watermark.time if block_time is None else block_time
