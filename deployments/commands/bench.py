@@ -19,7 +19,8 @@ be compared; when the compiled engine ran, the same bench in a subprocess with
 `OOF_PURE_PYTHON=1` (`--no-pure` skips it) and the speed-up, digests compared; then the
 memory the engine retains after the run (tracemalloc, a second run) per tracked wallet.
 `--profile` prints the top functions (cProfile) to stderr (it sees compiled functions only
-as their callers' time).
+as their callers' time); `--instructions` counts the instructions the compiled engine
+executes (callgrind: the same on a busy or a quiet machine).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import time
 from collections import Counter
 from typing import Any
 
-__all__ = ["add_parser", "run", "synthetic_events", "baseline", "BATCH"]
+__all__ = ["add_parser", "run", "synthetic_events", "baseline", "child_argv", "BATCH"]
 
 # Inputs per `Engine.process` batch between two `GcPolicy.after` calls: the pipeline's batch size.
 BATCH = 500
@@ -55,6 +56,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--repeat", type=int, default=2, help="engine runs (fresh each); the best time is reported")
     engine.add_argument("--profile", action="store_true", help="print the top functions (cProfile) of the first run")
     engine.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
+    engine.add_argument("--instructions", action="store_true",
+                        help="also count the compiled engine's instructions under valgrind (deterministic; minutes)")
     engine.add_argument("--no-pure", action="store_true",
                         help="skip the pure-Python comparison run (a subprocess with OOF_PURE_PYTHON=1)")
     engine.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the comparison run: + a JSON line
@@ -139,6 +142,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if build == "compiled" and not args.no_pure:
         _compare_pure(args, engine_s, base_s, digest)
+    if args.instructions:
+        from deployments.commands.bench_instructions import report_instructions
+
+        report_instructions(args, build)
     if not args.no_memory:
         retained = _retained_bytes(lambda: _fresh_run(Engine, args, traders, events))
         print(f"memory:   {retained / 2**20:.1f} MiB retained after the run = "
@@ -154,12 +161,17 @@ def _digest(upserts: list[Any]) -> str:
     return h.hexdigest()[:16]
 
 
-def _compare_pure(args: argparse.Namespace, engine_s: float, base_s: float, digest: str) -> None:
-    """The same bench with the pure-Python engine, in a subprocess (same core affinity)."""
-    argv = [sys.executable, "-m", "deployments.cli", "bench", "engine", "--events", str(args.events),
+def child_argv(args: argparse.Namespace, repeat: int) -> list[str]:
+    """This bench on the same stream in a subprocess, reporting one JSON line (`--child`)."""
+    return [sys.executable, "-m", "deployments.cli", "bench", "engine", "--events", str(args.events),
             "--wallets", str(args.wallets), "--mints", str(args.mints), "--shards", str(args.shards),
             "--seconds-per-slot", str(args.seconds_per_slot), "--volatility", str(args.volatility),
-            "--seed", str(args.seed), "--repeat", str(args.repeat), "--no-memory", "--no-pure", "--child"]
+            "--seed", str(args.seed), "--repeat", str(repeat), "--no-memory", "--no-pure", "--child"]
+
+
+def _compare_pure(args: argparse.Namespace, engine_s: float, base_s: float, digest: str) -> None:
+    """The same bench with the pure-Python engine, in a subprocess (same core affinity)."""
+    argv = child_argv(args, args.repeat)
     done = subprocess.run(argv, env={**os.environ, "OOF_PURE_PYTHON": "1"}, capture_output=True, text=True)
     try:
         pure = json.loads(done.stdout.strip().splitlines()[-1])

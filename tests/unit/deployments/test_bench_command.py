@@ -33,3 +33,25 @@ def test_synthetic_stream_is_deterministic_and_in_slot_order() -> None:
     assert a == b and len(wallets) == 10
     assert [e.slot for e in a] == sorted(e.slot for e in a)
     assert baseline(a) == len(a)
+
+
+def test_bench_engine_counts_the_compiled_engines_instructions_deterministically() -> None:
+    import shutil
+
+    import pytest
+
+    from core import _native
+
+    if _native.mode() != "compiled" or shutil.which("valgrind") is None:
+        pytest.skip("needs the compiled engine and valgrind")
+    argv = [sys.executable, "-m", "deployments.cli", "bench", "engine", "--events", "800", "--wallets", "20",
+            "--mints", "6", "--no-memory", "--no-pure", "--repeat", "1", "--instructions"]
+    counts = []
+    for _ in range(2):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                              cwd=Path(__file__).resolve().parents[3])
+        assert done.returncode == 0, done.stderr
+        line = next(x for x in done.stdout.splitlines() if x.startswith("instructions:"))
+        assert "per event" in line, done.stdout
+        counts.append(int(line.split()[1].replace(",", "")))
+    assert counts[0] == counts[1] > 0  # the same work counts exactly the same
