@@ -17,7 +17,7 @@ from actors.config import setup_logging
 from actors.metrics import pipeline_metrics
 from actors.price_worker import PriceWorker
 from actors.protocol import PriceInput, StaleGeneration
-from core.gc_policy import GcPolicy
+from actors.gc_policy import GcPolicy
 from core.thresholds import Thresholds
 
 __all__ = ["PriceActor"]
@@ -29,7 +29,7 @@ class PriceActor:
                  log_setup: Any = None) -> None:
         setup_logging(log_setup)
         self.worker = PriceWorker(thresholds, index, price_shards, shard_count)
-        self.gc = GcPolicy().start()  # candles and tick books: long-lived state (see core.gc_policy)
+        self.gc = GcPolicy().start()  # candles and tick books: long-lived state (see actors.gc_policy)
         self.generation: int | None = None  # None until restored: a fresh (re)start knows nothing
         self.incarnation = uuid.uuid4().hex[:8]
 

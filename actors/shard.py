@@ -18,7 +18,7 @@ from actors.config import setup_logging
 from actors.metrics import pipeline_metrics
 from actors.protocol import PricePart, ShardInput, ShardResult, StaleGeneration
 from actors.shard_worker import ShardWorker
-from core.gc_policy import GcPolicy
+from actors.gc_policy import GcPolicy
 from core.thresholds import Thresholds
 
 __all__ = ["ShardActor"]
@@ -28,7 +28,7 @@ __all__ = ["ShardActor"]
 class ShardActor:
     def __init__(self, thresholds: Thresholds, shard_id: int, shard_count: int, log_setup: Any = None) -> None:
         setup_logging(log_setup)
-        self.gc = GcPolicy().start()  # long-lived state of many small objects (see core.gc_policy)
+        self.gc = GcPolicy().start()  # long-lived state of many small objects (see actors.gc_policy)
         self.worker = ShardWorker(thresholds, shard_id, shard_count)
         self.generation: int | None = None  # None until restored: a fresh (re)start knows nothing
         self.incarnation = uuid.uuid4().hex[:8]

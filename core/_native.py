@@ -49,6 +49,7 @@ COMPILED: tuple[str, ...] = (
     "core.detectors.rug",
     "core.detectors._rug_book",
     "core.detectors._ladder",
+    "core.detectors._window",
 )
 GROUP = "core._native"  # mypyc group name: the shared library is core/_native__mypyc.*.so
 MANIFEST = "_native_build.json"  # in core/, next to the binaries

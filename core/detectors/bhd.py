@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from core.detectors._ladder import Ladder
+from core.detectors._window import WindowDetector, WindowWatch
 from core.detectors.base import (
     ONE,
     ZERO,
@@ -35,13 +36,14 @@ heappop: Final = heapq.heappop
 RULE: Final = "pct = (p_low - p_entry) / p_entry; usd = held * (p_entry - p_low)"
 
 
-class _Watch:
-    __slots__ = ("wid", "wallet", "mint", "sig", "slot", "t", "end", "lot", "q", "p_entry", "crossed",
-                 "trough", "trough_time", "held", "detected_at", "mid", "texts")
+class _Watch(WindowWatch):
+    __slots__ = ("slot", "t", "end", "lot", "q", "p_entry", "crossed",
+                 "trough", "trough_time", "held", "detected_at")
 
     def __init__(self, wid: str, wallet: str, mint: str, sig: str, slot: int, t: int, end: int, lot: str,
                  q: Decimal, p_entry: Decimal) -> None:
-        self.wid, self.wallet, self.mint, self.sig, self.slot = wid, wallet, mint, sig, slot
+        super().__init__(wid, wallet, mint, sig)
+        self.slot = slot
         self.t, self.end, self.lot, self.q, self.p_entry = t, end, lot, q, p_entry
         self.crossed = False
         self.trough: Decimal = ZERO
@@ -49,7 +51,6 @@ class _Watch:
         self.held: Decimal = ZERO  # part of the lot held at the trough
         self.detected_at = 0
         self.mid: str | None = None
-        self.texts: tuple[str, str] | None = None  # decimal_text of q and p_entry, at the first emission
 
     def to_list(self) -> list[Any]:
         return [self.wid, self.wallet, self.mint, self.sig, self.slot, self.t, self.end, self.lot, str(self.q),
@@ -65,7 +66,7 @@ class _Watch:
         return w
 
 
-class BagHolderDrawdown(Detector):
+class BagHolderDrawdown(WindowDetector):
     """BHD — a BUY of `q` at `p_entry` (USD) at time `t`, creating lot L.
 
     p_low = lowest tick of the mint in `(t, t + bhd_window_s]` at which part of L was
@@ -97,12 +98,9 @@ class BagHolderDrawdown(Detector):
         self._thresholds = explain_text(
             {"max_pct": th.bhd_max_pct, "min_usd": th.bhd_min_usd, "window_s": th.bhd_window_s})
         self.watches: dict[str, _Watch] = {}
-        self.pending: dict[str, list[tuple[Decimal, int, str]]] = {}  # mint -> heap (-p_cross, seq, wid)
-        self.crossed: dict[str, Ladder] = {}  # mint -> crossed watches by trough
         self.live: dict[str, int] = {}
         self.timers = TimerQueue()
         self.seq = 0
-        self._memo: tuple[Decimal, str] = (ZERO, "0")  # decimal_text of the last trough (one tick: many watches)
 
     @staticmethod
     def severity(pct: Decimal, usd: Decimal) -> Decimal:
@@ -230,37 +228,13 @@ class BagHolderDrawdown(Detector):
         live = self.live[mint] - 1
         if live:
             self.live[mint] = live
-            if compact:  # drop entries of closed windows
-                heap = self.pending.get(mint)
-                if heap and len(heap) > 2 * live + 16:
-                    self.pending[mint] = [i for i in heap if i[2] in self.watches]
-                    heapq.heapify(self.pending[mint])
-                ladder = self.crossed.get(mint)
-                if ladder is not None and ladder.size > 2 * live + 16:
-                    ladder.compact(self.watches)
+            if compact:
+                self._compact(mint, live, self.watches)
             return
         del self.live[mint]
         self.pending.pop(mint, None)
         self.crossed.pop(mint, None)
         self.ctx.unwatch(mint)
-
-    def _defer(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> None:
-        """Emit w's moment: built once per slot or batch (`ShardContext.deferred`), last state wins."""
-        mid = w.mid
-        if mid is None:
-            mid = w.mid = moment_id(_BHD, w.wallet, w.mint, w.sig)
-        self.ctx.deferred[mid] = (self, w, status, updated_at, state)
-
-    def materialize(self, watch: Any, status: MomentStatus, updated_at: int, state: str) -> Moment:
-        return self._moment(watch, status, updated_at, state)
-
-    def _text(self, value: Decimal) -> str:
-        memo = self._memo
-        if value is memo[0]:
-            return memo[1]
-        text = decimal_text(value)
-        self._memo = (value, text)
-        return text
 
     def _moment(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> Moment:
         mid = w.mid

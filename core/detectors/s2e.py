@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from core.detectors._ladder import Ladder
+from core.detectors._window import WindowDetector, WindowWatch
 from core.detectors.base import (
     ONE,
     ZERO,
@@ -35,20 +36,19 @@ heappop: Final = heapq.heappop
 RULE: Final = "pct = (p_peak - p_exit) / p_exit; usd = q * (p_peak - p_exit)"
 
 
-class _Watch:
-    __slots__ = ("wid", "wallet", "mint", "sig", "slot", "t", "end", "q", "p_exit", "p_cross",
-                 "crossed", "peak", "peak_time", "detected_at", "mid", "texts")
+class _Watch(WindowWatch):
+    __slots__ = ("slot", "t", "end", "q", "p_exit", "p_cross",
+                 "crossed", "peak", "peak_time", "detected_at")
 
     def __init__(self, wid: str, wallet: str, mint: str, sig: str, slot: int, t: int, end: int, q: Decimal,
                  p_exit: Decimal, p_cross: Decimal) -> None:
-        self.wid, self.wallet, self.mint, self.sig, self.slot = wid, wallet, mint, sig, slot
+        super().__init__(wid, wallet, mint, sig)
+        self.slot = slot
         self.t, self.end, self.q, self.p_exit, self.p_cross = t, end, q, p_exit, p_cross
         self.crossed = False
         self.peak: Decimal = ZERO
         self.peak_time = 0
         self.detected_at = 0
-        self.mid: str | None = None  # moment id, computed at the first emission
-        self.texts: tuple[str, str] | None = None  # decimal_text of q and p_exit, at the first emission
 
     def to_list(self) -> list[Any]:
         return [self.wid, self.wallet, self.mint, self.sig, self.slot, self.t, self.end, str(self.q),
@@ -62,7 +62,7 @@ class _Watch:
         return w
 
 
-class SoldTooEarly(Detector):
+class SoldTooEarly(WindowDetector):
     """S2E — a SELL of `q` at `p_exit` (USD) at time `t`.
 
     p_peak = highest tick of the mint in `(t, t + s2e_window_s]`
@@ -92,12 +92,9 @@ class SoldTooEarly(Detector):
         self._thresholds = explain_text(
             {"min_pct": th.s2e_min_pct, "min_usd": th.s2e_min_usd, "window_s": th.s2e_window_s})
         self.watches: dict[str, _Watch] = {}
-        self.pending: dict[str, list[tuple[Decimal, int, str]]] = {}  # mint -> heap (p_cross, seq, wid)
-        self.crossed: dict[str, Ladder] = {}  # mint -> crossed watches by peak
         self.live: dict[str, int] = {}  # mint -> watches
         self.timers = TimerQueue()
         self.seq = 0
-        self._memo: tuple[Decimal, str] = (ZERO, "0")  # decimal_text of the last peak (one tick: many watches)
 
     @staticmethod
     def severity(pct: Decimal, usd: Decimal) -> Decimal:
@@ -192,36 +189,12 @@ class SoldTooEarly(Detector):
         live = self.live[mint] - 1
         if live:
             self.live[mint] = live
-            heap = self.pending.get(mint)  # drop entries of closed windows
-            if heap and len(heap) > 2 * live + 16:
-                self.pending[mint] = [i for i in heap if i[2] in self.watches]
-                heapq.heapify(self.pending[mint])
-            ladder = self.crossed.get(mint)
-            if ladder is not None and ladder.size > 2 * live + 16:
-                ladder.compact(self.watches)
+            self._compact(mint, live, self.watches)
             return
         del self.live[mint]
         self.pending.pop(mint, None)
         self.crossed.pop(mint, None)
         self.ctx.unwatch(mint)
-
-    def _defer(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> None:
-        """Emit w's moment: built once per slot or batch (`ShardContext.deferred`), last state wins."""
-        mid = w.mid
-        if mid is None:
-            mid = w.mid = moment_id(_S2E, w.wallet, w.mint, w.sig)
-        self.ctx.deferred[mid] = (self, w, status, updated_at, state)
-
-    def materialize(self, watch: Any, status: MomentStatus, updated_at: int, state: str) -> Moment:
-        return self._moment(watch, status, updated_at, state)
-
-    def _text(self, value: Decimal) -> str:
-        memo = self._memo
-        if value is memo[0]:
-            return memo[1]
-        text = decimal_text(value)
-        self._memo = (value, text)
-        return text
 
     def _moment(self, w: _Watch, status: MomentStatus, updated_at: int, state: str) -> Moment:
         mid = w.mid

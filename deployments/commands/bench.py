@@ -11,7 +11,7 @@ and idle days really close during a default run.
 Reported: which engine ran (`core._native.mode()`: mypyc-compiled or pure Python, see
 README "Building the engine"); events/s of the engine over the stream in batches of 500
 (`Engine.process_batch(coalesce=True)`, as a pipeline shard runs it, with
-`core.gc_policy.GcPolicy` as in the shard actors; best of `--repeat` fresh engines); the
+`actors.gc_policy.GcPolicy` as in the shard actors; best of `--repeat` fresh engines); the
 same stream through the *baseline* — a plain loop that only builds each event's dedup key,
 checks/adds it in a set and advances a `Watermark` (the floor any engine pays) — and the
 ratio of the two times; a digest of every upsert (kind, id, figures, explain) so runs can
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from core import _native
     from core.engine import Engine
-    from core.gc_policy import GcPolicy
+    from actors.gc_policy import GcPolicy
 
     events, traders = synthetic_events(args.events, args.wallets, args.mints, args.seed, args.seconds_per_slot,
                                        volatility=args.volatility)
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     span_s = (events[-1].block_time or 0) - (events[0].block_time or 0)
     print(f"engine bench: {len(events):,} trade events, {args.wallets:,} tracked wallets, {args.mints} mints, "
           f"{args.shards} shard(s), volatility {args.volatility}, seed {args.seed} — one core, in-process, "
-          f"batches of {BATCH}, gc: core.gc_policy")
+          f"batches of {BATCH}, gc: actors.gc_policy")
     print(f"stream: {events[-1].slot - events[0].slot + 1:,} slots, {span_s / 86_400:.1f} days of event time")
     build = _native.mode()
     print(f"build:  {'mypyc-compiled engine' if build == 'compiled' else 'pure-Python engine (' + build + ')'}")

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from actors import PipelineConfig, SourceSpec
     from core.engine import Engine
-    from core.gc_policy import GcPolicy
+    from actors.gc_policy import GcPolicy
     from deployments.commands.bench import synthetic_events
     from deployments.pipeline import init_ray, start
 

@@ -75,10 +75,10 @@ def replay(
     from core.codec import moment_to_dict
     from core.engine import Engine
     from core.errors import ParseError
-    from core.gc_policy import GcPolicy
+    from actors.gc_policy import GcPolicy
 
     started = time.perf_counter()
-    policy = GcPolicy().start()  # a batch job full of long-lived state (see core.gc_policy)
+    policy = GcPolicy().start()  # a batch job full of long-lived state (see actors.gc_policy)
     entries, payers, bad = _scan(path, err)
     tracked = payers if wallets is None else set(wallets)
     engine = Engine(thresholds, shard_count=shards, tracked=tracked)

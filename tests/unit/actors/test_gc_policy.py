@@ -1,4 +1,4 @@
-"""`core.gc_policy`: the engine makes no garbage cycles, so freezing its survivors is safe."""
+"""`actors.gc_policy`: the engine makes no garbage cycles, so freezing its survivors is safe."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from core.engine import Engine
-from core.gc_policy import GcPolicy
+from actors.gc_policy import GcPolicy
 from core.models import MomentKind
 from deployments.commands.bench import synthetic_events
 from tests.scenarios.make_demo import build_demo

@@ -1,8 +1,9 @@
 """How a process that holds a detection engine runs Python's cyclic garbage collector.
 
 An engine keeps hundreds of thousands of small long-lived objects (positions, watches,
-candles) and makes no reference cycles of its own (`tests/unit/core/test_gc_policy.py`
-runs every scenario with the collector off and finds nothing for it to collect).
+candles) and makes no reference cycles while it runs (`tests/unit/actors/test_gc_policy.py`
+runs the demo recording, a snapshot round trip and a sharded synthetic stream with the
+collector off and finds nothing to collect; a discarded engine is one cycle, once).
 CPython's automatic collector still scans every new survivor at least once, and again
 in each older generation: 10–25 % of the engine's time for garbage that never exists.
 
