@@ -209,11 +209,12 @@ class Engine:
 
     def _parse(self, raw: Mapping[str, Any]) -> list[ParsedTransaction]:
         from core.parse import parse_transaction  # the parser is only needed for raw input
+        from core.parse.accounts import mentioned_addresses
 
         main = parse_transaction(raw)
         views = [main]
         if self.tracked:
-            for wallet in sorted(_mentioned(raw) & self.tracked - {main.wallet}):
+            for wallet in sorted(mentioned_addresses(raw) & self.tracked - {main.wallet}):
                 view = parse_transaction(raw, wallet=wallet)
                 if view.trades or any(view.flows.values()):
                     views.append(view)
@@ -401,25 +402,3 @@ class Engine:
 
 def _canonical(view: WalletTx) -> tuple[str, str, int]:
     return (view.signature, view.wallet, view.trades[0].ix if view.trades else -1)
-
-
-def _mentioned(raw: Mapping[str, Any]) -> set[str]:
-    """Addresses a raw transaction touches: account keys and token-balance owners."""
-    result = raw.get("result", raw) if "transaction" not in raw else raw
-    if not isinstance(result, Mapping):
-        return set()
-    out: set[str] = set()
-    meta = result.get("meta") or {}
-    tx = result.get("transaction")
-    if isinstance(tx, Mapping):
-        for key in (tx.get("message") or {}).get("accountKeys") or ():
-            out.add(key if isinstance(key, str) else key.get("pubkey"))
-    loaded = meta.get("loadedAddresses") or {}
-    out.update(loaded.get("writable") or ())
-    out.update(loaded.get("readonly") or ())
-    for field_name in ("preTokenBalances", "postTokenBalances"):
-        for balance in meta.get(field_name) or ():
-            if balance.get("owner"):
-                out.add(balance["owner"])
-    out.discard(None)  # type: ignore[arg-type]
-    return out

@@ -15,7 +15,7 @@ from typing import Any
 
 from core.errors import ParseError
 
-__all__ = ["AccountKeys", "read_account_keys"]
+__all__ = ["AccountKeys", "read_account_keys", "mentioned_addresses"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +98,25 @@ def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise ParseError(f"{where} is not a base58 string")
     return value
+
+
+def mentioned_addresses(raw: Mapping[str, Any]) -> set[str]:
+    """Addresses a raw transaction touches: account keys and token-balance owners."""
+    result = raw.get("result", raw) if "transaction" not in raw else raw
+    if not isinstance(result, Mapping):
+        return set()
+    out: set[str] = set()
+    meta = result.get("meta") or {}
+    tx = result.get("transaction")
+    if isinstance(tx, Mapping):
+        for key in (tx.get("message") or {}).get("accountKeys") or ():
+            out.add(key if isinstance(key, str) else key.get("pubkey"))
+    loaded = meta.get("loadedAddresses") or {}
+    out.update(loaded.get("writable") or ())
+    out.update(loaded.get("readonly") or ())
+    for field_name in ("preTokenBalances", "postTokenBalances"):
+        for balance in meta.get(field_name) or ():
+            if balance.get("owner"):
+                out.add(balance["owner"])
+    out.discard(None)  # type: ignore[arg-type]
+    return out
