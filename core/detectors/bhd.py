@@ -114,6 +114,8 @@ class BagHolderDrawdown(WindowDetector):
         price, lot = leg.price_usd, leg.lot_key
         if price is None or leg.role is not _BUY or price <= ZERO or lot is None:
             return []
+        if price * leg.amount < self._min_usd:  # worth less than min_usd: can never lose that much (a cheap
+            return []  # first test; exactly what p_cross <= 0 below decides for such a buy)
         by_pct = price * self._factor
         by_usd = price - self._min_usd / leg.amount
         p_cross = by_usd if by_usd < by_pct else by_pct  # self._p_cross(price, leg.amount)
