@@ -11,7 +11,6 @@ from core.detectors._window import WindowDetector, WindowWatch
 from core.detectors.base import (
     ONE,
     ZERO,
-    Detector,
     Leg,
     LegRole,
     ShardContext,
