@@ -7,7 +7,9 @@ oldest waiting input is `max_batch_delay_s` old (live latency). Every
 `checkpoint_interval_s` (or `checkpoint_every_batches`), and at the end, the batch is a
 checkpoint barrier (`actors.conveyor`, `actors.ingest_state`). Backpressure: `emit` awaits
 the conveyor, which awaits a free in-flight slot and the bounded sink queue. With a live
-source it also polls for wallets tracked since it started and `track`s them (`actors.tracking`).
+source it also polls for wallets tracked since it started and `track`s them (`actors.tracking`),
+and, with `jupiter.enabled`, Jupiter's prices of the watched mints (`actors.price_poll`),
+offered to the assembler as views of the slot it is building.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from actors.conveyor import Conveyor, Planned
 from actors.feed import Feed
 from actors.ingest_state import IngestCheckpoints
 from actors.metrics import pipeline_metrics
+from actors.price_poll import PricePoller
 from actors.sink_pump import SinkPump
 from actors.sources import SourceSpec
 from actors.tracking import poll_tracked, untracked
@@ -52,6 +55,7 @@ class IngestActor:
         self.busy = {"assemble_s": 0.0, "plan_s": 0.0}
         self.feed: Feed | None = None
         self.conveyor: Conveyor | None = None
+        self.poller: PricePoller | None = None
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()  # source batches, the ticker and batch cuts take turns
 
@@ -66,6 +70,8 @@ class IngestActor:
         out: dict[str, Any] = {"running": self.conveyor is not None, **self.counts}
         if self.conveyor is not None:
             out.update(self.conveyor.status())
+        if self.poller is not None:
+            out["jupiter"] = dict(self.poller.stats)
         return out
 
     async def track(self, wallets: Sequence[str]) -> int:
@@ -110,6 +116,9 @@ class IngestActor:
         if spec.live:
             tasks.append(asyncio.create_task(poll_tracked(self.sink, self.track, feed.source.policy.tracked_poll_s),
                                              name="ingest-tracked-poll"))
+        if spec.polls_prices:
+            self.poller = self._price_poller(spec)
+            tasks.append(asyncio.create_task(self.poller.run(self._stop), name="ingest-jupiter-poll"))
         try:
             await feed.source.run(self._emit, self._stop)
             async with self._lock:
@@ -124,7 +133,30 @@ class IngestActor:
             await self.conveyor.close()
             await self.pump.close()
             await feed.close()
+            if self.poller is not None:
+                await self.poller.client.aclose()
         return self._summary()
+
+    def _price_poller(self, spec: SourceSpec) -> PricePoller:
+        from streams.jupiter import JupiterClient
+
+        jupiter, tracker, shards = spec.jupiter, self.tracker, range(self.config.shard_count)
+        assert jupiter is not None
+
+        def watched() -> set[str]:
+            return set().union(*(tracker.candidates(shard, set()) for shard in shards))
+
+        return PricePoller(JupiterClient.from_settings(jupiter), watched, interval_s=jupiter.price_poll_s,
+                           max_mints=jupiter.max_mints)
+
+    def _offer_prices(self) -> None:
+        """Polled prices join the slot being assembled (none buffered: they wait for the next one)."""
+        poller, assembler = self.poller, self.assembler
+        slot = assembler.buffered_slot
+        if poller is None or slot is None or not poller.pending:
+            return
+        for view in poller.take(slot):
+            assembler.process(view)
 
     async def _emit(self, items: Any) -> None:
         async with self._lock:
@@ -140,6 +172,7 @@ class IngestActor:
                     self.counts["parse_errors"] += 1
                     pipeline_metrics().parse_errors.inc(tags={"source": self.feed.spec.name})  # type: ignore
                     log.warning("ingest_parse_error", reason=exc.detail)
+            self._offer_prices()
             parsed = self.assembler.take_parsed()
             self.counts["failed"] += sum(1 for view, _ in parsed if view.failed)
             self.counts["trades"] += sum(len(view.trades) for view, _ in parsed)
@@ -180,6 +213,7 @@ class IngestActor:
             async with self._lock:
                 assembler = self.assembler
                 if live and assembler.buffered_slot is not None and now - self.last_input >= cfg.flush_idle_s:
+                    self._offer_prices()
                     assembler.flush()  # a quiet live stream: do not hold its last slot back forever
                 if assembler.runs and self.oldest is not None and now - self.oldest >= cfg.max_batch_delay_s:
                     await self._cut()

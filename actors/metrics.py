@@ -36,6 +36,8 @@ class _Metrics:
                                        tag_keys=("stage",))
         self.latency = Histogram("oof_ingest_to_moment_seconds", "item arrival to batch results, per batch",
                                  boundaries=_LATENCY_BUCKETS, tag_keys=("pipeline",))
+        self.external_prices = Counter("oof_external_prices", "prices polled from outside the chain (Jupiter)",
+                                       tag_keys=("source", "outcome"))
         self.analyze_jobs = Counter("oof_analyze_jobs", "analyze jobs finished (done / failed) or requeued",
                                     tag_keys=("outcome",))
         self.analyze_seconds = Histogram("oof_analyze_job_seconds", "analyze job duration, claim to end",

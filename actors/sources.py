@@ -24,7 +24,7 @@ from core.errors import ParseError
 from streams.base import Emit, RawTx, SourceStats
 
 if TYPE_CHECKING:  # only the ingest needs the source modules themselves
-    from core.settings import SolanaSettings
+    from core.settings import JupiterSettings, SolanaSettings
     from streams.sources import LivePolicy
 
 __all__ = ["SourceSpec", "SlotOrderedFile", "ItemsSource", "fee_payers"]
@@ -41,10 +41,15 @@ class SourceSpec:
     tracked: tuple[str, ...] | None = None  # None: the kind's default (see the module docstring)
     live_policy: LivePolicy | None = None
     fetch_block_times: bool = False  # fill in missing block times through `oof:fetch` (live does always)
+    jupiter: JupiterSettings | None = None  # live only: poll Price v3 when `enabled` (`actors.price_poll`)
 
     @property
     def live(self) -> bool:
         return self.kind == "settings" and self.solana is not None and self.solana.source != "replay"
+
+    @property
+    def polls_prices(self) -> bool:
+        return self.live and self.jupiter is not None and self.jupiter.enabled
 
     @property
     def name(self) -> str:

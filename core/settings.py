@@ -264,8 +264,12 @@ class JupiterSettings(BaseModel):
 
     base_url: str = Field("https://api.jup.ag", description="Jupiter API base (Price v3, Swap v1)")
     api_key: SecretStr | None = Field(None, description="Jupiter API key, sent as x-api-key")
-    enabled: bool = Field(False, description="quote swaps at ingest for BAD_ROUTE references")
+    enabled: bool = Field(False, description="poll Price v3 for the mints the shards watch (live sources); "
+                                             "each price joins the stream as a tick")
     timeout_s: float = Field(5.0, gt=0, description="give up on a Jupiter call after this long")
+    price_poll_s: float = Field(30.0, gt=0, description="how often the watched mints' prices are polled")
+    max_mints: int = Field(500, ge=1, description="most mints priced per poll (50 per request); more are polled in turn")
+    requests_per_minute: int = Field(60, ge=1, description="Jupiter's per-account cap (Free: 60; Developer: 600)")
 
     @field_validator("base_url")
     @classmethod

@@ -29,10 +29,10 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
 from solana.rpc.jsonrpc import JsonRpcRequest, SolanaJsonRpcError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from core.errors import ExternalServiceError
 from core.settings import SolanaSettings
+from streams.retry import Retrier, Transient, retry_after_seconds
 
 __all__ = ["SignatureInfo", "RateCap", "RpcClient", "RpcCallError", "SERVICE"]
 
@@ -113,12 +113,6 @@ class RpcCallError(ExternalServiceError):
         super().__init__(SERVICE, internal=f"{method}: RPC error {code}: {message}")
 
 
-class _Transient(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
-
-
 class RpcClient:
     """The HTTP JSON-RPC calls the sources need. Use as `async with RpcClient(...) as rpc:`."""
 
@@ -140,14 +134,11 @@ class RpcClient:
         self.url = http_url
         self.commitment = commitment
         self.rate = rate_cap or RateCap(max_requests_per_10s)
-        self.requests = 0  # sub-requests sent (batched ones counted one by one)
         self._batch_size = max(1, min(batch_size, self.rate.capacity))
         self._concurrency = asyncio.Semaphore(max_concurrency)
         self._max_version = max_supported_transaction_version
-        self._attempts = max_attempts
-        self._backoff = wait_exponential_jitter(
-            multiplier=backoff_initial_s, max=backoff_max_s, jitter=backoff_initial_s
-        )
+        self._retrier = Retrier(SERVICE, self.rate, attempts=max_attempts, backoff_initial_s=backoff_initial_s,
+                                backoff_max_s=backoff_max_s, log_event="rpc_retry")
         self._ids = itertools.count(1)
         # solana-py retries transport errors itself by default; tenacity owns that here.
         self._solana = AsyncClient(http_url, Commitment(commitment), timeout=timeout_s, max_transport_retries=0)
@@ -241,43 +232,20 @@ class RpcClient:
             try:
                 response = await self._http.post(self.url, content=body)
             except httpx.TransportError as exc:
-                raise _Transient(f"getTransaction: {type(exc).__name__}: {exc}") from exc
+                raise Transient(f"getTransaction: {type(exc).__name__}: {exc}") from exc
             _check_status(response.status_code, response.headers.get("retry-after"), "getTransaction", response.text)
             return _read_batch(response.content, ids)
 
         async with self._concurrency:
             return await self._retry("getTransaction", len(chunk), attempt)
 
+    @property
+    def requests(self) -> int:
+        """Sub-requests sent, retries included (batched ones counted one by one)."""
+        return self._retrier.sent
+
     async def _retry(self, method: str, cost: int, attempt: Callable[[], Awaitable[Any]]) -> Any:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(_Transient),
-            before_sleep=_log_retry,
-            reraise=True,
-        )
-        try:
-            async for state in retrying:
-                with state:
-                    await self.rate.acquire(cost)
-                    self.requests += cost
-                    return await attempt()
-        except _Transient as exc:
-            raise ExternalServiceError(SERVICE, status=503, internal=f"{method}: gave up: {exc}") from exc
-        raise AssertionError("unreachable: tenacity either returns or raises")
-
-    def _wait(self, state: RetryCallState) -> float:
-        delay = self._backoff(state)
-        exc = state.outcome.exception() if state.outcome is not None else None
-        hint = exc.retry_after if isinstance(exc, _Transient) and exc.retry_after else 0.0
-        # A server's Retry-After is honoured, but it cannot park us for more than a minute.
-        return max(delay, min(hint, 60.0))
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome is not None else None
-    delay = state.next_action.sleep if state.next_action is not None else None
-    log.info("rpc_retry", attempt=state.attempt_number, delay_s=delay, reason=str(exc))
+        return await self._retrier.call(method, cost, attempt)
 
 
 def _without_none(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,7 +254,7 @@ def _without_none(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _check_status(status: int, retry_after: str | None, method: str, text: str) -> None:
     if status == 429 or status >= 500:
-        raise _Transient(f"{method}: HTTP {status}", _seconds(retry_after))
+        raise Transient(f"{method}: HTTP {status}", retry_after_seconds(retry_after))
     if status >= 400:
         raise ExternalServiceError(SERVICE, internal=f"{method}: HTTP {status}: {text[:500]}")
 
@@ -296,14 +264,14 @@ def _from_http(cause: BaseException | None, method: str) -> Exception:
         response = cause.response
         try:
             _check_status(response.status_code, response.headers.get("retry-after"), method, response.text)
-        except (_Transient, ExternalServiceError) as exc:
+        except (Transient, ExternalServiceError) as exc:
             return exc
-    return _Transient(f"{method}: {type(cause).__name__}: {cause}")
+    return Transient(f"{method}: {type(cause).__name__}: {cause}")
 
 
 def _from_rpc_error(method: str, code: int, message: str) -> Exception:
     if code in _TRANSIENT_CODES or code == 429:
-        return _Transient(f"{method}: RPC error {code}: {message}")
+        return Transient(f"{method}: RPC error {code}: {message}")
     return RpcCallError(method, code, message)
 
 
@@ -326,12 +294,5 @@ def _read_batch(content: bytes, ids: Mapping[int, str]) -> dict[str, Mapping[str
         result = reply.get("result")
         out[sig] = result if isinstance(result, Mapping) else None
     if len(out) != len(ids):
-        raise _Transient(f"getTransaction: {len(ids) - len(out)} replies missing from the batch")
+        raise Transient(f"getTransaction: {len(ids) - len(out)} replies missing from the batch")
     return out
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None  # an HTTP-date: fall back to our own backoff

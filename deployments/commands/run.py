@@ -80,7 +80,7 @@ def _serve(settings: Any, solana: Any, dsn: str, args: argparse.Namespace) -> in
     for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
         signal.signal(sig, lambda *_: stopping.set())
     config = pipeline_config(settings, dsn=dsn)
-    pipeline = start(config, SourceSpec("settings", solana=solana))
+    pipeline = start(config, SourceSpec("settings", solana=solana, jupiter=settings.jupiter))
     runner = None
     try:
         wanted = args.api if args.api is not None else solana.source != "replay" or sys.stdin.isatty()
