@@ -65,13 +65,18 @@ class PricePoller:
             return 0
         self.pending.update(prices)
         self.stats["prices"] += len(prices)
-        pipeline_metrics().external_prices.inc(len(prices), tags={"source": "jupiter", "outcome": "priced"})
+        if prices:  # (a Ray counter refuses an increment of 0)
+            pipeline_metrics().external_prices.inc(len(prices), tags={"source": "jupiter", "outcome": "priced"})
         log.info("jupiter_polled", mints=len(chosen), priced=len(prices))
         return len(prices)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.poll_once()
+            try:
+                await self.poll_once()
+            except Exception:  # noqa: BLE001 - a bug in one poll must not end polling for the life of the ingest
+                self.stats["poll_errors"] += 1
+                log.exception("jupiter_poll_crashed")
             try:
                 await asyncio.wait_for(stop.wait(), self.interval_s)
             except TimeoutError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
 
 from actors.price_poll import PricePoller
@@ -53,3 +54,24 @@ async def test_a_failed_poll_is_counted_and_keeps_what_was_pending() -> None:
             jup.fail_next(2, 503)
             assert await p.poll_once() == 0
     assert p.stats["poll_errors"] == 1 and [v.trades[0].price_usd for v in p.take(9)] == [D(150)]
+
+
+async def test_polling_goes_on_after_an_empty_answer_and_after_a_crashing_poll() -> None:
+    class Flaky:
+        calls = 0
+
+        async def prices(self, mints: list[str]) -> dict[str, object]:
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("a bug in one poll")
+            return {}  # nothing priced
+
+    client, stop = Flaky(), asyncio.Event()
+    task = asyncio.create_task(PricePoller(client, set, interval_s=0.01, max_mints=5).run(stop))
+    for _ in range(200):
+        if client.calls >= 4:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    assert client.calls >= 4
