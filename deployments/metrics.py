@@ -137,6 +137,10 @@ class ApiMetrics:
             ["query"], buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.db_errors = Counter("oof_db_query_errors", "Failed database queries by query", ["query"], registry=r)
+        self.external_latency = Histogram(
+            "oof_external_call_duration_seconds", "Calls to services outside the API (Dynamic JWKS, Jupiter) "
+            "by service and outcome", ["service", "outcome"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
         self.cache_events = Counter(
             "oof_cache_events", "Cache lookups by layer and outcome (hit, miss, error; compute/run)",
             ["layer", "outcome"], registry=r,
@@ -171,6 +175,19 @@ class ApiMetrics:
             raise
         finally:
             self.db_latency.labels(query).observe(time.perf_counter() - started)
+
+    def external_call(self, service: str, outcome: str, seconds: float) -> None:
+        self.external_latency.labels(service, outcome).observe(seconds)
+
+    @contextmanager
+    def external_timer(self, service: str) -> Iterator[None]:
+        """Times one outside call: outcome `ok`, or `error` when it raises."""
+        started, outcome = time.perf_counter(), "error"
+        try:
+            yield
+            outcome = "ok"
+        finally:
+            self.external_call(service, outcome, time.perf_counter() - started)
 
     def set_moment_stats(self, snapshot: MomentStats | None) -> None:
         """Latest business stats; None marks the refresh as failed (the last good snapshot is kept)."""

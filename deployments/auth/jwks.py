@@ -127,6 +127,7 @@ class JwksCache:
         failure_backoff_s: float = 10.0,
         key_prefix: str = "oof:jwks:",
         clock: Callable[[], float] = time.time,
+        on_fetch: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self.url = url
         self._ttl_s = ttl_s
@@ -150,6 +151,7 @@ class JwksCache:
         self._last_failure_at: float | None = None
         self._last_error: str | None = None
         self._last_forced_at: float | None = None
+        self._on_fetch = on_fetch  # (service, outcome, seconds) per HTTP fetch: the API's external-call metric
 
     @classmethod
     def from_settings(cls, auth: AuthSettings, *, redis: Redis | None = None, **options: Any) -> JwksCache:
@@ -264,6 +266,7 @@ class JwksCache:
 
     async def _fetch(self) -> _KeySet | None:
         self._last_fetch_at = self._clock()
+        started = time.perf_counter()
         try:
             response = await self._http.get(self.url, timeout=self._timeout, headers={"accept": "application/json"})
             response.raise_for_status()  # redirects included: they are not followed
@@ -272,11 +275,13 @@ class JwksCache:
             document = response.text
             keys = parse_jwks(document)
         except (httpx.HTTPError, ValueError) as exc:
+            self._report_fetch("error", started)
             self._last_fetch_ok = False
             self._last_failure_at = self._clock()
             self._last_error = f"{type(exc).__name__}: {exc}"
             log.warning("auth.jwks_fetch_failed", url=self.url, error=self._last_error, have_keys=bool(self._last_good))
             return None
+        self._report_fetch("ok", started)
         keyset = _KeySet(keys, document, self._clock())
         self._last_fetch_ok = True
         self._last_failure_at = None
@@ -287,3 +292,7 @@ class JwksCache:
         await self._redis.call(lambda r: r.set(self._redis_key, entry, ex=ttl), what="jwks.set")
         log.info("auth.jwks_fetched", url=self.url, kids=sorted(keys))
         return keyset
+
+    def _report_fetch(self, outcome: str, started: float) -> None:
+        if self._on_fetch is not None:
+            self._on_fetch("dynamic_jwks", outcome, time.perf_counter() - started)

@@ -5,16 +5,11 @@ To add a group: write `deployments/routes/<group>.py` with an `APIRouter` named 
 `openapi_extra` security requirement (`ANY_CALLER`, `USERS_ONLY`, `SERVICES_ONLY` from
 `deployments.middleware`) on each route, and append it below. Take the caller with
 `Depends(caller | user_caller | service_caller)` and dependencies with `Depends(get_deps)`.
-
-Still to come (other issues): `stream` (GET /v1/stream/moments, SSE — `deployments/sse.py`),
-`links` (wallet link nonce + signature — `deployments/linking.py`), `analyze`
-(POST /v1/analyze, GET /v1/analyze/{job} — `deployments/analyze_jobs.py`), `cards`
-(GET /v1/cards/moment/{id}.png).
 """
 
 from fastapi import APIRouter
 
-from deployments.routes import analyze, cards, health, link, moments, stream, v2, wallets
+from deployments.routes import analyze, cards, health, link, moments, prices, stream, v2, wallets
 
 __all__ = ["ROUTERS"]
 
@@ -27,4 +22,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     analyze.router,  # /v1/analyze, /v1/analyze/{job_id}
     stream.router,  # /v1/stream/moments (SSE)
     cards.router,  # /v1/cards/moment/{moment_id}.png
+    prices.router,  # /v1/prices
 )

@@ -61,6 +61,21 @@ async def test_fresh_keys_come_from_memory_until_the_ttl(
     assert health.key_ids == ("dyn-key-1",) and health.as_dict()["last_fetch_ok"] is True
 
 
+async def test_every_http_fetch_is_reported_with_its_outcome_and_duration(
+    http: httpx.AsyncClient, jwks_server: JwksServer, signing_key: RsaTestKey, clock: FakeClock
+) -> None:
+    calls: list[tuple[str, str, float]] = []
+    cache = JwksCache(jwks_server.url, ttl_s=300, http=http, clock=clock,
+                      on_fetch=lambda *call: calls.append(call))  # the API passes ApiMetrics.external_call
+    assert await cache.warm()
+    await cache.get_key(signing_key.kid)  # from memory: no call
+    jwks_server.document = {"keys": []}
+    clock.advance(301)
+    await cache.get_key(signing_key.kid)
+    assert [(service, outcome) for service, outcome, _ in calls] == [("dynamic_jwks", "ok"), ("dynamic_jwks", "error")]
+    assert all(0 <= seconds < 5 for _, _, seconds in calls)
+
+
 async def test_a_broken_jwks_answer_keeps_the_last_good_set(
     http: httpx.AsyncClient, jwks_server: JwksServer, signing_key: RsaTestKey, clock: FakeClock
 ) -> None:
