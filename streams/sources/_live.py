@@ -242,6 +242,10 @@ class _GroupLoop:
             self.watch_since = now
         if after_gap:
             await emit([Gap(self.last_slot, now, self.wallets)])
+        # Every wallet's gap first, then one slot-ordered delivery: wallet by wallet, the first
+        # wallet's catch-up would carry event time past the others' missed transactions (late
+        # input to the engine; older than its dedup horizon, dropped as stale).
+        merged: dict[str, Hit] = {}
         for wallet in self.wallets:
             cursor = self.delivery.cursor(wallet)
             if cursor is None and not after_gap:
@@ -252,14 +256,15 @@ class _GroupLoop:
                 cursor.signature if cursor else None,
                 min_slot=None if cursor else self.watch_since,
             )
-            hits = [
-                Hit(e.signature, e.slot, None, (wallet,))
-                for e in entries
-                if not (self.policy.skip_failed and e.err is not None)
-            ]
-            if hits:
-                log.info("source_backfill", wallet=wallet, missing=len(hits))
-                self._saw(await self.delivery.deliver(hits, emit, backfill=True))
+            found = [e for e in entries if not (self.policy.skip_failed and e.err is not None)]
+            if found:
+                log.info("source_backfill", wallet=wallet, missing=len(found))
+            for e in found:  # a transaction of several watched wallets is one hit for all of them
+                seen = merged.get(e.signature)
+                merged[e.signature] = Hit(e.signature, e.slot, None, (*seen.wallets, wallet) if seen else (wallet,))
+        if merged:
+            hits = sorted(merged.values(), key=lambda hit: (hit.slot, hit.signature))
+            self._saw(await self.delivery.deliver(hits, emit, backfill=True))
 
     async def _pump(self, session: Session, emit: Emit) -> None:
         dropped = 0  # from the session's start: drops during the catch-up are gaps too

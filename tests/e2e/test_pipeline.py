@@ -139,7 +139,7 @@ async def test_a_dropped_helius_socket_is_backfilled_without_loss_or_duplicates(
     dsn = await _database(database_factory)
     world = random_world(44, steps=60)
     # Every transaction here invokes the token program: watching it sees them all, with one cursor
-    # (a multi-wallet backfill may deliver older slots late, which the engine runs as late input).
+    # (multi-wallet gaps are merged into slot order: tests/integration/test_sources.py).
     raws = [r for r in world.raws() if TOKEN_PROGRAM in tx_account_keys(r)]
     assert len(raws) == len(world.txs)
     expected = _expected(raws, world.traders)

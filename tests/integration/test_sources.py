@@ -127,6 +127,28 @@ async def test_forced_disconnect_loses_nothing_and_duplicates_nothing(
     assert all(tx.result is not None for tx in run.txs)
 
 
+@pytest.mark.parametrize("kind", ["helius", "logs"])
+async def test_a_gap_over_several_wallets_is_backfilled_in_slot_order(
+    kind: str, node: LocalRpcServer, rpc: RpcClient
+) -> None:
+    count, sub_kind = subscriptions_for(kind)
+    async with Running(make(kind, node, rpc)) as run:
+        await node.wait_for_subscriptions(count, sub_kind)
+        seen = [await node.publish(LIVE[i]) for i in (0, 2, 4, 6)]  # one of each wallet: every one has a cursor
+        await run.received(set(seen))
+        node.accepting = False
+        await node.drop_connections()
+        # While down, the last watched wallet trades first and the first one last: wallet by
+        # wallet, the backfill would hand the newest slot over first.
+        missed = [await node.publish(LIVE[i]) for i in (7, 5, 3, 1)]
+        node.accepting = True
+        await node.wait_for_subscriptions(count, sub_kind)
+        await run.received(set(missed))
+    after_gap = run.txs[len(seen):]
+    assert [tx.signature for tx in after_gap] == missed  # each once, oldest slot first
+    assert [tx.slot for tx in after_gap] == sorted(tx.slot for tx in after_gap)
+
+
 async def test_helius_counts_malformed_frames_and_keeps_the_connection(node: LocalRpcServer, rpc: RpcClient) -> None:
     async with Running(make("helius", node, rpc)) as run:
         await node.wait_for_subscriptions(1)
