@@ -9,7 +9,7 @@ To add a group: write `deployments/routes/<group>.py` with an `APIRouter` named 
 
 from fastapi import APIRouter
 
-from deployments.routes import analyze, cards, health, link, moments, prices, stream, v2, wallets
+from deployments.routes import admin, analyze, cards, health, link, moments, prices, stream, v2, wallets
 
 __all__ = ["ROUTERS"]
 
@@ -23,4 +23,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     stream.router,  # /v1/stream/moments (SSE)
     cards.router,  # /v1/cards/moment/{moment_id}.png
     prices.router,  # /v1/prices
+    admin.router,  # /v1/admin/checkpoints (services only)
 )
