@@ -27,7 +27,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from starlette.types import Scope
 from core.errors import AuthError, ForbiddenError, OofError
 from core.paths import project_root
 from core.settings import RateLimitSettings, RedisSettings, Settings
+from deployments.active_users import ActiveUsers
 from deployments.auth import DynamicJwtAuth, HmacServiceAuth, JwksCache
 from deployments.cache import Cache
 from deployments.health import (
@@ -111,6 +112,7 @@ class Deps:
     metrics: ApiMetrics
     health: HealthChecker
     http: httpx.AsyncClient
+    active_users: ActiveUsers = field(default_factory=lambda: ActiveUsers(None))  # `oof_active_users`
 
     @asynccontextmanager
     async def connection(self, query: str) -> AsyncIterator[Any]:
@@ -124,6 +126,7 @@ class Deps:
         if self.jwks is not None:
             await self.jwks.aclose()
         await self.http.aclose()
+        await self.active_users.aclose()  # its last batch needs Redis
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -203,6 +206,7 @@ async def _wire(
         pool_metrics=PoolMetrics(pool, acquire_timeout_s=settings.database.acquire_timeout_s, name="api"),
         redis=redis, jwks=jwks, user_auth=user_auth, service_auth=service_auth, limiter=limiter,
         cache=cache, metrics=metrics, health=health, http=http,
+        active_users=ActiveUsers(redis, key_prefix=f"{namespace}active-users:", on_error=metrics.active_users_error),
     )
 
 
@@ -283,7 +287,10 @@ def middleware_stack(deps: Deps, *, behind_serve: bool = False) -> Sequence[Midd
         Middleware(RequestIdMiddleware, echo=not behind_serve),
         Middleware(AccessLogMiddleware, observe=deps.metrics.observe_request),
         Middleware(ProblemMiddleware, on_problem=problem_hook(deps.metrics)),
-        Middleware(AuthenticateMiddleware, user_auth=deps.user_auth, service_auth=deps.service_auth),
+        Middleware(
+            AuthenticateMiddleware, user_auth=deps.user_auth, service_auth=deps.service_auth,
+            on_principal=deps.active_users.record,
+        ),
         Middleware(
             RateLimitMiddleware,
             limiter=_CountingLimiter(deps.limiter, deps.metrics),

@@ -11,6 +11,10 @@ Business metrics (`oof_moments`, `oof_moment_severity`, `oof_moments_missed_usd`
 gauges/histograms over the *stored* moments, recomputed from PostgreSQL when `/metrics` is
 scraped, through the shared cache (`MOMENT_STATS_TTL_S`): at most one aggregate query per
 TTL per replica (usually per cluster, via Redis), never on the request path of other routes.
+`oof_active_users{window}` (distinct Dynamic users with a request on the current UTC day /
+the last 7 UTC days, see `deployments.active_users`) is refreshed the same way
+(`ACTIVE_USERS_TTL_S`), with `oof_active_users_source{source}` saying where it was counted;
+from Redis, every replica reports the same cluster-wide figure: aggregate with `max`, not `sum`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from prometheus_client.registry import Collector
 from core.models import MomentKind
 
 __all__ = [
+    "ACTIVE_USERS_TTL_S",
     "ApiMetrics",
     "MomentStats",
     "MOMENT_STATS_TTL_S",
@@ -37,6 +42,8 @@ __all__ = [
 ]
 
 MOMENT_STATS_TTL_S = 15.0
+ACTIVE_USERS_TTL_S = 30.0
+_ACTIVE_USERS_SOURCES = ("redis", "memory")
 SEVERITY_BUCKETS = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1")
 _SHARED_PREFIXES = ("oof_db_pool_", "process_", "python_")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -104,6 +111,36 @@ class _MomentCollector(Collector):
         yield from (count, usd, severity)
 
 
+class _ActiveUsersCollector(Collector):
+    """`oof_active_users{window}` and `oof_active_users_source{source}` from the latest counts."""
+
+    def __init__(self) -> None:
+        self.snapshot: dict[str, Any] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.snapshot is None:
+            return
+        users = GaugeMetricFamily(
+            "oof_active_users",
+            "Distinct Dynamic users (user tokens; services and anonymous callers excluded) with at least one "
+            "API request: window=1d the current UTC day so far (resets 00:00 UTC), window=7d the current UTC "
+            "day and the 6 before; one Redis HyperLogLog per UTC day (~0.8% error). While "
+            "oof_active_users_source{source=\"memory\"} is 1: this replica's users only, a lower bound",
+            labels=["window"],
+        )
+        for window in ("1d", "7d"):
+            users.add_metric([window], float(self.snapshot.get(window, 0)))
+        source = GaugeMetricFamily(
+            "oof_active_users_source",
+            "1 for where oof_active_users was counted: redis (every replica) or memory (this replica's "
+            "fallback while Redis is absent or failing)",
+            labels=["source"],
+        )
+        for name in _ACTIVE_USERS_SOURCES:
+            source.add_metric([name], 1.0 if self.snapshot.get("source") == name else 0.0)
+        yield from (users, source)
+
+
 class _ReplicaLabelled:
     """Adds `replica=<instance>` to every sample of `registry` at render time."""
 
@@ -148,8 +185,14 @@ class ApiMetrics:
         self.ratelimit_backend = Gauge(
             "oof_rate_limit_memory_fallback", "1 while the rate limiter answers from process memory", registry=r
         )
+        self.active_user_errors = Counter(
+            "oof_active_users_redis_errors", "Failed Redis calls recording or counting active users, by op "
+            "(record, count); the replica falls back to memory", ["op"], registry=r,
+        )
         self.moments = _MomentCollector()
         r.register(self.moments)
+        self.active_users = _ActiveUsersCollector()
+        r.register(self.active_users)
         r.register(_SharedCollector(shared, _SHARED_PREFIXES))
         self._labelled = _ReplicaLabelled(r, instance)
 
@@ -194,6 +237,13 @@ class ApiMetrics:
         self.moments.ok = snapshot is not None
         if snapshot is not None:
             self.moments.snapshot = snapshot
+
+    def active_users_error(self, op: str) -> None:
+        self.active_user_errors.labels(op).inc()
+
+    def set_active_users(self, counts: dict[str, Any]) -> None:
+        """Latest `ActiveUsers.counts()` (`{"1d": n, "7d": n, "source": "redis" | "memory"}`)."""
+        self.active_users.snapshot = counts
 
     def render(self) -> bytes:
         return generate_latest(self._labelled)  # type: ignore[arg-type]

@@ -12,6 +12,9 @@ thread pool, a thread hop per request for a dictionary lookup.
 Schemes (see `deployments.auth`): `Authorization: Bearer <Dynamic JWT>` makes a user,
 `Authorization: OOF-HMAC <service_id>.<ts>.<sig>` a service. The HMAC signature covers the
 body, so only that scheme reads it (bounded by `max_body_bytes`) and replays it to the app.
+
+`on_principal` (the active-users tracker, `deployments.active_users`) sees every authenticated
+principal once per request, before the app runs; it must be synchronous and cheap (no I/O).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ __all__ = [
 ]
 
 AUTH_SCOPE_KEY = "oof.auth"
+
+log = structlog.get_logger("oof.api")
 
 # OpenAPI: both schemes, and `openapi_extra=` values for routes (requirements in a list are alternatives).
 SECURITY_SCHEMES = {
@@ -107,8 +112,10 @@ class AuthenticateMiddleware:
         *,
         max_body_bytes: int = 1 << 20,
         clock: Callable[[], float] = time.time,
+        on_principal: Callable[[Principal], None] | None = None,
     ) -> None:
         self.app = app
+        self.on_principal = on_principal
         self.user_auth = user_auth
         self.service_auth = service_auth
         self.max_body_bytes = max_body_bytes
@@ -124,6 +131,11 @@ class AuthenticateMiddleware:
         if outcome.principal is None:
             await self.app(scope, receive, send)
             return
+        if self.on_principal is not None:
+            try:
+                self.on_principal(outcome.principal)
+            except Exception:  # noqa: BLE001 - bookkeeping must never fail a request
+                log.exception("auth.on_principal_failed")
         with structlog.contextvars.bound_contextvars(
             user_id=outcome.principal.id, principal_kind=outcome.principal.kind
         ):

@@ -7,10 +7,10 @@
   callers only (it names internal hosts' states), rate limited as a service.
 - `GET /metrics` — Prometheus text of the answering replica. **Public**, like the health
   probes, and not rate limited: it holds aggregate counters only (route templates, reasons,
-  policies, kinds), no per-user data and no secrets, and the API binds 127.0.0.1 by default.
-  Prometheus cannot sign OOF-HMAC requests, and behind Serve's HAProxy every peer is
-  127.0.0.1, so a "loopback only" rule would be a false sense of security; restrict the
-  path at the load balancer if the port is exposed (docs/SERVE.md).
+  policies, kinds, a count of active users), no per-user data and no secrets, and the API
+  binds 127.0.0.1 by default. Prometheus cannot sign OOF-HMAC requests, and behind Serve's
+  HAProxy every peer is 127.0.0.1, so a "loopback only" rule would be a false sense of
+  security; restrict the path at the load balancer if the port is exposed (docs/SERVE.md).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from starlette.responses import Response
 from core.errors import OofError
 from deployments.auth import Principal
 from deployments.compose import Deps, get_deps
-from deployments.metrics import MOMENT_STATS_TTL_S, moment_stats_from_rows, moment_stats_query
+from deployments.metrics import ACTIVE_USERS_TTL_S, MOMENT_STATS_TTL_S, moment_stats_from_rows, moment_stats_query
 from deployments.middleware import SERVICES_ONLY, service_caller
 from deployments.problems import problem_responses
 
@@ -123,5 +123,9 @@ async def metrics(deps: Annotated[Deps, Depends(get_deps)]) -> Response:
         log.warning("metrics.moment_stats_failed", error=exc.detail)
         stats = None
     deps.metrics.set_moment_stats(stats)
+    # Never raises: counted from Redis (every replica), else from this replica's memory fallback.
+    deps.metrics.set_active_users(
+        await deps.cache.get_or_compute("metrics:active-users:v1", ACTIVE_USERS_TTL_S, deps.active_users.counts)
+    )
     deps.metrics.ratelimit_backend.set(1 if deps.limiter.backend == "memory" else 0)
     return Response(deps.metrics.render(), media_type=CONTENT_TYPE_LATEST)

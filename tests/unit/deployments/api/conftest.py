@@ -137,10 +137,12 @@ def ray_keeps_its_hands_off_logging() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def running_api(settings: Settings, key: RsaTestKey, jwks_url: str, **options: Any) -> AsyncIterator[Api]:
-    deps = await build_deps(
-        settings, jwks=JwksCache(jwks_url), namespace=f"oof-test-{secrets.token_hex(4)}:", **options
-    )
+async def running_api(
+    settings: Settings, key: RsaTestKey, jwks_url: str, *, namespace: str | None = None, **options: Any
+) -> AsyncIterator[Api]:
+    """An app of its own; a Redis `namespace` shared by two of them makes them replicas of one cluster."""
+    namespace = namespace or f"oof-test-{secrets.token_hex(4)}:"
+    deps = await build_deps(settings, jwks=JwksCache(jwks_url), namespace=namespace, **options)
     app = build_app(settings, deps)
     transport = httpx.ASGITransport(app=app)
     try:

@@ -25,6 +25,7 @@ async def test_metrics_cover_requests_db_pool_and_business(clean: Api) -> None:
     assert {
         "oof_http_request_duration_seconds", "oof_auth_failures", "oof_db_query_duration_seconds",
         "oof_cache_events", "oof_db_pool_size", "oof_moments", "oof_moments_missed_usd", "oof_moment_severity",
+        "oof_active_users", "oof_active_users_source",
     } <= families.keys()
     samples = [s for f in families.values() for s in f.samples]
     assert all(s.labels.get("replica") == clean.deps.instance for s in samples)
