@@ -20,8 +20,10 @@ if TYPE_CHECKING:  # settings are only read by the composition root
     from core.settings import PipelineSettings
 
 __all__ = ["PipelineConfig", "actor_name", "actor_options", "checkpoint_id", "checkpoint_kind", "setup_logging",
-           "ACTOR_KINDS"]
+           "ACTOR_KINDS", "INGEST_KEY_BASE"]
 
+PRICES_KEY_BASE = 10_000_000  # `shard_checkpoints` keys no real layout has (see `checkpoint_id`)
+INGEST_KEY_BASE = 20_000_000
 ACTOR_KINDS = ("supervisor", "ingest", "fetch", "prices", "shard", "sink", "analyze")
 _RESTARTS = 100  # finite: a crash loop ends, a flaky node does not
 
@@ -97,16 +99,16 @@ def checkpoint_id(kind: str, index: int, config: PipelineConfig) -> tuple[int, i
     if kind == "shard":
         return config.shard_count, index
     if kind == "prices":
-        return 10_000_000 + layout, index
-    return 20_000_000 + layout, 0
+        return PRICES_KEY_BASE + layout, index
+    return INGEST_KEY_BASE + layout, 0
 
 
 def checkpoint_kind(shard_count: int, shard: int) -> tuple[str, int, int, int | None]:
     """The inverse of `checkpoint_id`: (kind, index, shard count, price actors — None for a shard row)."""
-    if shard_count >= 20_000_000:
-        layout = shard_count - 20_000_000
+    if shard_count >= INGEST_KEY_BASE:
+        layout = shard_count - INGEST_KEY_BASE
         return "ingest", shard, layout // 2048, layout % 2048
-    if shard_count >= 10_000_000:
-        layout = shard_count - 10_000_000
+    if shard_count >= PRICES_KEY_BASE:
+        layout = shard_count - PRICES_KEY_BASE
         return "prices", shard, layout // 2048, layout % 2048
     return "shard", shard, shard_count, None

@@ -21,9 +21,22 @@ from actors.config import PipelineConfig, checkpoint_id
 from actors.conveyor import Base, Planned
 from actors.sink_pump import SinkPump
 
-__all__ = ["IngestCheckpoints"]
+__all__ = ["IngestCheckpoints", "LayoutChanged"]
 
 log = structlog.get_logger("oof.ingest")
+
+
+class LayoutChanged(RuntimeError):
+    """The database holds another layout's checkpoints and none of this one's: re-sharding is not supported."""
+
+    @classmethod
+    def of(cls, stored: list[tuple[int, int]], shards: int, price_shards: int) -> LayoutChanged:
+        were = ", ".join(f"{n} shards x {m} price actors" for n, m in stored)
+        return cls(  # one argument: the exception crosses Ray by pickle
+            f"the stored checkpoints are of another pipeline layout ({were}), none of this one ({shards} x "
+            f"{price_shards}); re-sharding from checkpoints is not supported: set pipeline.shard_count / "
+            f"pipeline.price_shards back, or start from scratch with `oof run --fresh` (wallet state is then "
+            f"rebuilt from new transactions only)")
 
 
 class IngestCheckpoints:
@@ -45,6 +58,10 @@ class IngestCheckpoints:
             return self.fresh()
         rows = await self.sink.load_checkpoints.remote(self.keys)
         if not rows:
+            others = [layout for layout in await self.sink.checkpoint_layouts.remote()
+                      if layout != (cfg.shard_count, cfg.price_shards)]
+            if others:  # starting empty would resume the live cursors with every position forgotten
+                raise LayoutChanged.of(others, cfg.shard_count, cfg.price_shards)
             return self.fresh()
         tags = {tag for _, _, tag in rows.values()}
         if len(rows) != len(self.keys) or len(tags) != 1:

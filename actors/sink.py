@@ -21,7 +21,7 @@ from typing import Any
 import ray
 import structlog
 
-from actors.config import setup_logging
+from actors.config import INGEST_KEY_BASE, checkpoint_kind, setup_logging
 from actors.metrics import pipeline_metrics
 from core.models import Moment
 from core.settings import DatabaseSettings
@@ -111,6 +111,16 @@ class SinkActor:
                 if found is not None:
                     out[key] = (found.snapshot, found.last_slot, found.last_signature)
         return out
+
+    async def checkpoint_layouts(self) -> list[tuple[int, int]]:
+        """(shard count, price actors) of every layout with a stored ingest checkpoint."""
+        if self.dsn is None:
+            return []
+        pool = await self._conn_pool()
+        async with pool.acquire() as conn:
+            rows = await conn.fetch("SELECT DISTINCT shard_count FROM shard_checkpoints WHERE shard_count >= $1",
+                                    INGEST_KEY_BASE)
+        return sorted((n, m or 0) for _, _, n, m in (checkpoint_kind(r["shard_count"], 0) for r in rows))
 
     async def cursor(self, wallet: str) -> str | None:
         if self.dsn is None:

@@ -35,6 +35,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="serve the API (default, except for a recording run from a script)")
     parser.add_argument("--no-api", dest="api", action="store_false",
                         help="no API: a recording ends the command once processed")
+    parser.add_argument("--fresh", action="store_true",
+                        help="ignore stored checkpoints: start with empty wallet and price state "
+                             "(needed after changing pipeline.shard_count / price_shards)")
     parser.set_defaults(handler=run)
 
 
@@ -73,19 +76,19 @@ def _serve(settings: Any, solana: Any, dsn: str, args: argparse.Namespace) -> in
     import ray
 
     from actors import SourceSpec
-    from deployments.pipeline import init_ray, pipeline_config, start, start_analyze_runner
+    from deployments.pipeline import init_ray, pipeline_config, start
 
     init_ray(args.address, dashboard=args.address is None)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
         signal.signal(sig, lambda *_: stopping.set())
-    config = pipeline_config(settings, dsn=dsn)
+    config = pipeline_config(settings, dsn=dsn, resume=not args.fresh)
     pipeline = start(config, SourceSpec("settings", solana=solana, jupiter=settings.jupiter))
     runner = None
     try:
         wanted = args.api if args.api is not None else solana.source != "replay" or sys.stdin.isatty()
         if settings.analyze.enabled and (wanted or solana.source != "replay"):  # a long-lived run takes jobs
-            runner = start_analyze_runner(settings, config, dsn, settings.solana)
+            runner = _start_runner(settings, config, dsn)
         api = _start_api(settings, dsn) if wanted else None
         summary = _watch(pipeline, stopping, finite=solana.source == "replay", api=api, dsn=dsn)
     except ray.exceptions.RayError as exc:  # the pipeline gave up: say why in one line
@@ -103,6 +106,20 @@ def _serve(settings: Any, solana: Any, dsn: str, args: argparse.Namespace) -> in
     print(f"stopped after batch {summary.get('checkpoint_batch')} (final checkpoint stored)" if stopping.is_set()
           else "done")
     return 0
+
+
+def _start_runner(settings: Any, config: Any, dsn: str) -> Any:
+    """Ours (stopped with the run), or None when the API of this Ray cluster already keeps one (left to it)."""
+    from ray.exceptions import ActorAlreadyExistsError
+
+    from deployments.pipeline import start_analyze_runner
+
+    try:
+        return start_analyze_runner(settings, config, dsn, settings.solana)
+    except ActorAlreadyExistsError:
+        print(f"oof run: oof:analyze already runs in Ray namespace {settings.analyze.ray_namespace!r}"
+              " (kept by the API); using it", file=sys.stderr)
+        return None
 
 
 def _stop(runner: Any) -> None:

@@ -14,11 +14,11 @@ from tests.integration.conftest import DatabaseFactory
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _oof_run(dsn: str) -> subprocess.CompletedProcess[str]:
+def _oof_run(dsn: str, *args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OOF_")}
-    env.update(DATABASE_URL=dsn, OOF_LOG__LEVEL="WARNING")
+    env.update(DATABASE_URL=dsn, OOF_LOG__LEVEL="WARNING", **env_vars)
     return subprocess.run(
-        [sys.executable, "-m", "deployments.cli", "run"],
+        [sys.executable, "-m", "deployments.cli", "run", *args],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )
 
@@ -49,6 +49,16 @@ async def test_run_migrates_and_stores_the_recording_idempotently(database_facto
     second = _oof_run(dsn)
     assert second.returncode == 0, second.stderr
     assert await _counts(dsn) == counts
+
+    # Another layout finds no checkpoint of its own: it refuses, in one line, instead of resuming
+    # the stored cursors with every wallet's state forgotten; `--fresh` starts from nothing.
+    resharded = _oof_run(dsn, OOF_PIPELINE__SHARD_COUNT="3")
+    assert resharded.returncode == 1 and "Traceback" not in resharded.stderr
+    last = resharded.stderr.strip().splitlines()[-1]
+    assert last.startswith("oof run: the pipeline failed: LayoutChanged") and "4 shards x 2 price actors" in last
+    fresh = _oof_run(dsn, "--fresh", OOF_PIPELINE__SHARD_COUNT="3")
+    assert fresh.returncode == 0, fresh.stderr
+    assert await _counts(dsn) == counts  # the same moments, rebuilt from the recording
 
 
 def test_unreachable_database_is_one_clear_line() -> None:
