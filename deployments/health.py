@@ -35,7 +35,7 @@ from core.settings import JupiterSettings
 from deployments.auth import JwksCache
 from deployments.cache import Cache
 from deployments.ratelimit import RateLimiter
-from streams.storage import health_check
+from streams.storage import health_check, pool_liveness
 
 __all__ = [
     "Status",
@@ -120,7 +120,9 @@ class HealthChecker:
 def database_check(pool: asyncpg.Pool, *, timeout_s: float = 2.0) -> Check:
     async def probe() -> CheckResult:
         await health_check(pool, timeout=timeout_s)
-        return CheckResult("ok", {"pool_size": pool.get_size(), "pool_idle": pool.get_idle_size()})
+        live = pool_liveness(pool)  # the pool's own periodic ping (database.health_check_interval_s)
+        return CheckResult("ok", {"pool_size": pool.get_size(), "pool_idle": pool.get_idle_size(),
+                                  "liveness": None if live is None else live.snapshot()})
 
     return Check("database", True, timeout_s, probe)
 

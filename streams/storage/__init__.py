@@ -25,7 +25,7 @@ from streams.storage.moments import (
     moments_after_seq,
     upsert_moments,
 )
-from streams.storage.pool import PoolMetrics, create_pool, health_check, register_codecs
+from streams.storage.pool import Liveness, PoolMetrics, create_pool, health_check, pool_liveness, register_codecs
 from streams.storage.transactions import trade_events_for_wallet, upsert_trade_events, upsert_transactions
 from streams.storage.users import (
     Job,
@@ -51,6 +51,7 @@ __all__ = [
     "Job",
     "JobStatus",
     "LinkNonce",
+    "Liveness",
     "WalletLink",
     "claim_next_job",
     "consume_link_nonce",
@@ -81,6 +82,7 @@ __all__ = [
     "load_checkpoint",
     "moment_counts",
     "moments_after_seq",
+    "pool_liveness",
     "register_codecs",
     "resolve_dsn",
     "save_checkpoint",

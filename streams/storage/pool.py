@@ -3,17 +3,27 @@
 asyncpg closes idle connections itself (`max_inactive_connection_lifetime`) but has no
 maximum lifetime, so the pool's `reset` hook (run on every release) retires connections
 older than `max_lifetime_s`; the next acquire opens a fresh one.
+
+Every pool `create_pool` opens pings the database every `health_check_interval_s` (a
+`SELECT 1` through the pool, acquire included) and keeps the last outcome in its
+`Liveness` (`pool_liveness(pool)`): `PoolMetrics` exports it (`oof_db_pool_up`,
+`oof_db_pool_ping_seconds`), a failure is logged (`db.ping_failed`, then `db.ping_recovered`),
+and the API's database health check reports it. Closing the pool stops the pings.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
+import structlog
 from prometheus_client import Gauge, Histogram
 
 from core.errors import DatabaseError
@@ -23,7 +33,9 @@ from streams.storage.rows import json_text
 if TYPE_CHECKING:
     from core.settings import DatabaseSettings
 
-__all__ = ["create_pool", "register_codecs", "PoolMetrics", "health_check"]
+__all__ = ["create_pool", "register_codecs", "PoolMetrics", "health_check", "Liveness", "pool_liveness"]
+
+log = structlog.get_logger("oof.storage")
 
 _ACQUIRE_WAIT = Histogram(
     "oof_db_pool_acquire_wait_seconds",
@@ -33,6 +45,8 @@ _ACQUIRE_WAIT = Histogram(
 )
 _SIZE = Gauge("oof_db_pool_size", "Open connections in the database pool", ["pool"])
 _IDLE = Gauge("oof_db_pool_idle", "Idle connections in the database pool", ["pool"])
+_UP = Gauge("oof_db_pool_up", "1 when the pool's last liveness ping answered, 0 when it failed", ["pool"])
+_PING = Gauge("oof_db_pool_ping_seconds", "Round trip of the pool's last liveness ping, acquire included", ["pool"])
 
 
 class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
@@ -47,8 +61,9 @@ async def register_codecs(conn: Conn) -> None:
         await conn.set_type_codec(name, schema="pg_catalog", encoder=json_text, decoder=orjson.loads, format="text")
 
 
-async def create_pool(db: DatabaseSettings, dsn: str) -> asyncpg.Pool:
-    """Open a pool with `pool_min` connections up front (the floor it keeps); unreachable -> DatabaseError."""
+async def create_pool(db: DatabaseSettings, dsn: str, *, name: str = "main") -> asyncpg.Pool:
+    """Open a pool with `pool_min` connections up front (the floor it keeps), pinged every
+    `health_check_interval_s` (`name` labels its log events); unreachable -> DatabaseError."""
     max_lifetime = db.max_lifetime_s
 
     async def init(conn: _PooledConnection) -> None:
@@ -63,19 +78,107 @@ async def create_pool(db: DatabaseSettings, dsn: str) -> asyncpg.Pool:
         if time.monotonic() - conn.opened_at >= max_lifetime:
             await _retire(conn)
 
+    # What `asyncpg.create_pool` does (its defaults for max_queries, record_class, loop),
+    # with a Pool subclass that can carry the liveness pinger.
+    pool = _LivePool(
+        dsn,
+        min_size=db.pool_min,
+        max_size=db.pool_max,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=db.idle_timeout_s,
+        command_timeout=db.command_timeout_s,
+        timeout=db.acquire_timeout_s,  # connect timeout: opening is part of an acquire
+        init=init,
+        reset=reset,
+        loop=None,
+        connection_class=_PooledConnection,
+        record_class=asyncpg.Record,
+    )
     with translate_errors("could not connect to the database"):
-        pool: asyncpg.Pool = await asyncpg.create_pool(
-            dsn,
-            min_size=db.pool_min,
-            max_size=db.pool_max,
-            max_inactive_connection_lifetime=db.idle_timeout_s,
-            command_timeout=db.command_timeout_s,
-            timeout=db.acquire_timeout_s,  # connect timeout: opening is part of an acquire
-            init=init,
-            reset=reset,
-            connection_class=_PooledConnection,
-        )
+        await pool
+    pool.start_pinging(Liveness(name, db.health_check_interval_s, timeout_s=db.acquire_timeout_s))
     return pool
+
+
+@dataclass(slots=True)
+class Liveness:
+    """A pool's periodic liveness ping and its last outcome (`ok` starts true: the pool opened)."""
+
+    name: str
+    interval_s: float
+    timeout_s: float
+    ok: bool = True
+    checked_at: float | None = None  # time.monotonic() of the last ping
+    latency_s: float | None = None
+    error: str | None = None  # client-safe: "DatabaseError: database is not answering"
+    failures: int = 0  # consecutive failed pings
+    pings: int = 0
+
+    async def ping(self, pool: asyncpg.Pool) -> bool:
+        """One ping, recorded; a failure is logged, never raised."""
+        try:
+            latency = await health_check(pool, timeout=self.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - a failed ping is the finding, the loop goes on
+            self.pings, self.checked_at, self.ok = self.pings + 1, time.monotonic(), False
+            self.failures += 1
+            self.latency_s = None
+            known = isinstance(exc, DatabaseError)
+            self.error = f"{type(exc).__name__}: {exc.detail}" if known else type(exc).__name__
+            log.warning("db.ping_failed", pool=self.name, error=self.error, consecutive_failures=self.failures,
+                        internal=exc.internal if known else repr(exc))
+            return False
+        if self.failures:
+            log.info("db.ping_recovered", pool=self.name, after_failures=self.failures)
+        self.pings, self.checked_at, self.ok = self.pings + 1, time.monotonic(), True
+        self.latency_s, self.error, self.failures = latency, None, 0
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        """The last outcome, for a health check's detail."""
+        age = None if self.checked_at is None else round(time.monotonic() - self.checked_at, 1)
+        return {
+            "ok": self.ok,
+            "last_ping_age_s": age,
+            "latency_ms": None if self.latency_s is None else round(self.latency_s * 1000, 2),
+            "error": self.error,
+            "consecutive_failures": self.failures,
+            "interval_s": self.interval_s,
+        }
+
+
+class _LivePool(asyncpg.Pool):  # type: ignore[misc]
+    """An asyncpg pool that pings itself every `liveness.interval_s` (the first ping one
+    interval after opening) until it is closed."""
+
+    liveness: Liveness | None = None
+    _pinger: asyncio.Task[None] | None = None
+
+    def start_pinging(self, liveness: Liveness) -> None:
+        self.liveness = liveness
+        self._pinger = asyncio.get_running_loop().create_task(self._ping_forever(liveness))
+
+    async def _ping_forever(self, liveness: Liveness) -> None:
+        while not self.is_closing():
+            await asyncio.sleep(liveness.interval_s)
+            await liveness.ping(self)
+
+    async def close(self) -> None:
+        pinger, self._pinger = self._pinger, None
+        if pinger is not None:
+            pinger.cancel()
+            await asyncio.gather(pinger, return_exceptions=True)
+        await super().close()
+
+    def terminate(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
+            self._pinger = None
+        super().terminate()
+
+
+def pool_liveness(pool: asyncpg.Pool) -> Liveness | None:
+    """The liveness of a pool from `create_pool` (None for a pool opened otherwise)."""
+    return getattr(pool, "liveness", None)
 
 
 async def _retire(conn: _PooledConnection) -> None:
@@ -87,10 +190,11 @@ async def _retire(conn: _PooledConnection) -> None:
 
 
 class PoolMetrics:
-    """Size, idle and in-use counts of one pool, and a timed, bounded `acquire()`.
+    """Size, idle and in-use counts of one pool, its liveness, and a timed, bounded `acquire()`.
 
     The gauges are computed at scrape time, so they are never stale; the histogram
-    records how long each `acquire()` waited.
+    records how long each `acquire()` waited. `oof_db_pool_up` / `oof_db_pool_ping_seconds`
+    are the pool's last liveness ping (a pool from `create_pool` only; NaN before the first).
     """
 
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout_s: float, name: str = "main") -> None:
@@ -99,6 +203,14 @@ class PoolMetrics:
         self._wait = _ACQUIRE_WAIT.labels(pool=name)
         _SIZE.labels(pool=name).set_function(pool.get_size)
         _IDLE.labels(pool=name).set_function(pool.get_idle_size)
+        live = pool_liveness(pool)
+        if live is not None:
+            _UP.labels(pool=name).set_function(lambda: 1.0 if live.ok else 0.0)
+            _PING.labels(pool=name).set_function(lambda: math.nan if live.latency_s is None else live.latency_s)
+
+    @property
+    def liveness(self) -> Liveness | None:
+        return pool_liveness(self._pool)
 
     @property
     def size(self) -> int:

@@ -1,7 +1,9 @@
 """Transactions and their trade events: batched, idempotent upserts keyed by signature.
 
 A signature can land in a different slot after a fork, so a re-delivered transaction
-updates its slot and block time; an identical re-delivery writes nothing.
+updates its slot and block time; an identical re-delivery writes nothing. A trade event is
+keyed by (signature, wallet, ix): `ix` numbers the trades of one wallet's view of the
+transaction, so two wallets trading in one transaction both have ix 0.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ _TE_TYPES = (
     "text", "integer", "bigint", "timestamptz", "text", "text", "text", "numeric",
     "text", "numeric", "numeric", "text", "bigint",
 )
-_TE_MUTABLE = [c for c in TRADE_EVENT_COLUMNS if c not in ("signature", "ix")]
+_TE_KEY = ("signature", "wallet", "ix")
+_TE_MUTABLE = [c for c in TRADE_EVENT_COLUMNS if c not in _TE_KEY]
 _UPSERT_TE = f"""
 INSERT INTO trade_events ({", ".join(TRADE_EVENT_COLUMNS)})
 SELECT * FROM unnest({", ".join(f"${i}::{t}[]" for i, t in enumerate(_TE_TYPES, start=1))})
-ON CONFLICT (signature, ix) DO UPDATE SET
+ON CONFLICT ({", ".join(_TE_KEY)}) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _TE_MUTABLE)},
     updated_at = now()
 WHERE ({", ".join(f"trade_events.{c}" for c in _TE_MUTABLE)})
@@ -75,7 +78,9 @@ async def upsert_transactions(conn: Conn, items: Sequence[tuple[ParsedTransactio
 @db_call("could not save trade events")
 async def upsert_trade_events(conn: Conn, events: Sequence[TradeEvent]) -> int:
     """Store trade events (their transactions must be stored first); returns rows written."""
-    latest = {(e.signature, e.ix): e for e in events}
+    # Last copy of a key wins (ON CONFLICT refuses a key twice in one statement); sorted
+    # so concurrent writers lock rows in one order.
+    latest = {(e.signature, e.wallet, e.ix): e for e in events}
     batch = [latest[key] for key in sorted(latest)]
     if not batch:
         return 0

@@ -54,6 +54,41 @@ async def test_second_run_applies_nothing_and_leaves_schema_unchanged(database_f
     assert all(len(row["checksum"]) == 64 for row in ledger)
 
 
+async def test_trade_events_key_upgrade_keeps_rows_of_the_old_schema(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    """A database migrated before 0003 gets the (signature, wallet, ix) key with its rows intact."""
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("0001_init.sql", "0002_users.sql"):
+        shutil.copy(default_migrations_dir() / name, old / name)
+    conn = await asyncpg.connect(await database_factory())
+    try:
+        await apply_migrations(conn, old)
+        await conn.execute("INSERT INTO transactions (signature, slot, fee_payer, wallets, raw)"
+                           " VALUES ('sig', 1, 'a', '{a}', '{}')")
+        insert = ("INSERT INTO trade_events (signature, ix, slot, wallet, side, mint, amount, quote_mint,"
+                  " quote_amount) VALUES ('sig', 0, 1, $1, 'BUY', 'm', 1, 'q', 1)")
+        await conn.execute(insert, "a")
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute(insert, "b")  # the old key: one row per (signature, ix)
+
+        upgraded = await apply_migrations(conn)
+        await conn.execute(insert, "b")
+        again = await apply_migrations(conn)
+        stored = await conn.fetch("SELECT wallet, ix FROM trade_events ORDER BY wallet")
+        key = await conn.fetchval(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'trade_events_pkey'"
+        )
+    finally:
+        await conn.close()
+
+    assert upgraded == ALL_FILES[2:] and "0003_trade_events_wallet_key.sql" in upgraded
+    assert again == []
+    assert [tuple(r) for r in stored] == [("a", 0), ("b", 0)]
+    assert key == "PRIMARY KEY (signature, wallet, ix)"
+
+
 async def test_concurrent_migrators_apply_each_file_exactly_once(database_factory: DatabaseFactory) -> None:
     dsn = await database_factory()
     conns = [await asyncpg.connect(dsn) for _ in range(4)]

@@ -1,19 +1,23 @@
-"""The pool: bounded acquire, metrics that match reality, health probe, connection recycling."""
+"""The pool: bounded acquire, metrics that match reality, health probe, liveness pings, connection recycling."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import asyncpg
 import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from core.errors import DatabaseError
 from core.settings import DatabaseSettings
-from streams.storage import PoolMetrics, create_pool, health_check
+from deployments.health import HealthChecker, database_check
+from streams.storage import PoolMetrics, create_pool, health_check, pool_liveness
+from tests.integration.conftest import ADMIN_DSN, DatabaseFactory
 
 
 def settings(**changes: object) -> DatabaseSettings:
@@ -121,3 +125,70 @@ async def test_connections_older_than_max_lifetime_are_recycled(db_dsn: str) -> 
 
     assert len(set(recycled)) == 3
     assert len(set(kept)) == 1
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def wait() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(wait(), timeout)
+
+
+async def test_pool_pings_itself_every_health_check_interval(db_dsn: str) -> None:
+    pool = await create_pool(settings(health_check_interval_s=0.05, acquire_timeout_s=2), db_dsn, name="pinged")
+    try:
+        live = pool_liveness(pool)
+        assert live is not None and live.interval_s == 0.05 and live.pings == 0
+        metrics = PoolMetrics(pool, acquire_timeout_s=1.0, name="pinged")
+        assert sample("oof_db_pool_up", "pinged") == 1  # the pool opened: the database answered
+        assert math.isnan(sample("oof_db_pool_ping_seconds", "pinged") or 0.0)  # no ping yet
+
+        await eventually(lambda: live.pings >= 3)
+        report = await HealthChecker([database_check(pool)]).run()
+    finally:
+        await pool.close()
+    pings = live.pings
+    await asyncio.sleep(0.2)
+
+    assert live.ok and live.failures == 0 and live.error is None
+    assert 0 < (sample("oof_db_pool_ping_seconds", "pinged") or 0) < 2
+    assert metrics.liveness is live
+    database = report["checks"]["database"]
+    assert database["status"] == "ok"
+    assert database["detail"]["liveness"]["ok"] is True and database["detail"]["liveness"]["interval_s"] == 0.05
+    assert live.pings == pings  # closing the pool stopped the pings
+
+
+async def test_failed_pings_are_recorded_logged_and_recover(database_factory: DatabaseFactory) -> None:
+    dsn = await database_factory(migrated=False)
+    name = dsn.rpartition("/")[2]
+    admin = await asyncpg.connect(ADMIN_DSN)
+    pool = await create_pool(settings(health_check_interval_s=0.05, acquire_timeout_s=2), dsn, name="flaky")
+    live = pool_liveness(pool)
+    assert live is not None
+    PoolMetrics(pool, acquire_timeout_s=1.0, name="flaky")
+    try:
+        with capture_logs() as logs:
+            # The database refuses new connections and loses its open ones: the pool is dead.
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+            await eventually(lambda: live.failures >= 2)
+            down = (live.ok, live.error, live.snapshot(), sample("oof_db_pool_up", "flaky"))
+
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await eventually(lambda: live.ok)
+    finally:
+        await pool.close()
+        await admin.close()
+
+    ok, error, snapshot, up = down
+    assert ok is False and up == 0
+    assert error is not None and error.startswith("DatabaseError: ")
+    assert snapshot["ok"] is False and snapshot["consecutive_failures"] >= 2 and snapshot["latency_ms"] is None
+    failed = [e for e in logs if e["event"] == "db.ping_failed"]
+    assert len(failed) >= 2 and all(e["pool"] == "flaky" and e["log_level"] == "warning" for e in failed)
+    assert [e["consecutive_failures"] for e in failed[:2]] == [1, 2]
+    recovered = [e for e in logs if e["event"] == "db.ping_recovered"]
+    assert len(recovered) == 1 and recovered[0]["after_failures"] >= 2
+    assert sample("oof_db_pool_up", "flaky") == 1 and live.failures == 0
