@@ -7,7 +7,8 @@
   limiter, cache, JWKS cache, HMAC nonces) falls back to process memory;
 - `JwksCache` + `DynamicJwtAuth` when `auth.dynamic_environment_id` is set (pre-warmed,
   best effort), `HmacServiceAuth` when `auth.service_secrets` has entries;
-- the `RateLimiter`, the two-layer `Cache`, the `ApiMetrics` registry and the health checks.
+- the `RateLimiter`, the two-layer `Cache`, the `ApiMetrics` registry and the health checks;
+- a Jupiter Price v3 client when `jupiter.enabled` (`GET /v1/prices`).
 
 `middleware_stack(deps)` is the only place the middleware order is decided (a test pins
 `MIDDLEWARE_ORDER`), outermost first:
@@ -66,6 +67,7 @@ from deployments.middleware import (
 )
 from deployments.problems import ProblemHook
 from deployments.ratelimit import Decision, RateKey, RateLimiter, RateLimitMiddleware, client_ip, parse_networks
+from streams.jupiter import JupiterClient
 from streams.storage import PoolMetrics, create_pool, resolve_dsn
 
 __all__ = [
@@ -112,6 +114,7 @@ class Deps:
     metrics: ApiMetrics
     health: HealthChecker
     http: httpx.AsyncClient
+    jupiter: JupiterClient | None = None  # Price v3 for `GET /v1/prices`, when `jupiter.enabled`
     active_users: ActiveUsers = field(default_factory=lambda: ActiveUsers(None))  # `oof_active_users`
 
     @asynccontextmanager
@@ -126,6 +129,8 @@ class Deps:
         if self.jwks is not None:
             await self.jwks.aclose()
         await self.http.aclose()
+        if self.jupiter is not None:
+            await self.jupiter.aclose()
         await self.active_users.aclose()  # its last batch needs Redis
         if self.redis is not None:
             await self.redis.aclose()
@@ -175,7 +180,8 @@ async def _wire(
     auth = settings.auth
     user_auth = None
     if auth.dynamic_environment_id:
-        jwks = jwks or JwksCache.from_settings(auth, redis=redis, key_prefix=f"{namespace}jwks:")
+        jwks = jwks or JwksCache.from_settings(auth, redis=redis, key_prefix=f"{namespace}jwks:",
+                                               on_fetch=metrics.external_call)
         user_auth = DynamicJwtAuth.from_settings(auth, jwks)
         await _warm(jwks)
     else:
@@ -206,6 +212,7 @@ async def _wire(
         pool_metrics=PoolMetrics(pool, acquire_timeout_s=settings.database.acquire_timeout_s, name="api"),
         redis=redis, jwks=jwks, user_auth=user_auth, service_auth=service_auth, limiter=limiter,
         cache=cache, metrics=metrics, health=health, http=http,
+        jupiter=JupiterClient.from_settings(settings.jupiter, max_attempts=2) if settings.jupiter.enabled else None,
         active_users=ActiveUsers(redis, key_prefix=f"{namespace}active-users:", on_error=metrics.active_users_error),
     )
 
