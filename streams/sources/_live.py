@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -56,6 +56,7 @@ class LivePolicy:
     queue_size: int = 10_000  # notifications a client may buffer before dropping (logs)
     skip_failed: bool = False
     tracked_poll_s: float = 5.0  # the pipeline looks for newly tracked wallets to `watch` this often
+    joint_catch_up_s: float = 30.0  # at start, groups wait this long for each other to backfill as one
 
 
 class ConnectionLost(Exception):
@@ -170,8 +171,9 @@ class LiveSource:
         self._emit = emit
         stopper = asyncio.create_task(stop.wait())
         try:
+            joint = _JointCatchUp(len(self.groups), self.policy.joint_catch_up_s) if len(self.groups) > 1 else None
             for group in self.groups:
-                self._start(group)
+                self._start(group, joint)
             waiting: list[asyncio.Future[Any]] = [stopper, self._failed]
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if self._failed.done():
@@ -190,9 +192,10 @@ class LiveSource:
         size = self.max_per_socket
         return [wallets[i : i + size] for i in range(0, len(wallets), size)]
 
-    def _start(self, group: tuple[str, ...]) -> None:
+    def _start(self, group: tuple[str, ...], joint: _JointCatchUp | None = None) -> None:
         assert self._emit is not None
-        task = asyncio.create_task(_GroupLoop(self, group).run(self._emit), name=f"source-group-{self._started}")
+        task = asyncio.create_task(_GroupLoop(self, group, joint).run(self._emit),
+                                   name=f"source-group-{self._started}")
         self._started += 1
         self._loops.add(task)
         task.add_done_callback(self._loop_ended)
@@ -209,8 +212,8 @@ class LiveSource:
 class _GroupLoop:
     """Connect → Gap + backfill → live, again and again, for one group of wallets."""
 
-    def __init__(self, source: LiveSource, wallets: Sequence[str]) -> None:
-        self.source, self.wallets = source, tuple(wallets)
+    def __init__(self, source: LiveSource, wallets: Sequence[str], joint: _JointCatchUp | None = None) -> None:
+        self.source, self.wallets, self.joint = source, tuple(wallets), joint
         self.policy, self.stats, self.delivery = source.policy, source.stats, source.delivery
         self.last_slot: int | None = None
         self.watch_since: int | None = None  # slot of the first connection: backfill floor for cursor-less wallets
@@ -262,8 +265,12 @@ class _GroupLoop:
             for e in found:  # a transaction of several watched wallets is one hit for all of them
                 seen = merged.get(e.signature)
                 merged[e.signature] = Hit(e.signature, e.slot, None, (*seen.wallets, wallet) if seen else (wallet,))
-        if merged:
-            hits = sorted(merged.values(), key=lambda hit: (hit.slot, hit.signature))
+        hits = sorted(merged.values(), key=_slot_order)
+        joint, self.joint = self.joint, None  # only the first catch-up is joint
+        if joint is not None:
+            await joint.deliver(hits, lambda every: self.delivery.deliver(every, emit, backfill=True))
+            self._saw(max((hit.slot for hit in hits), default=None))
+        elif hits:
             self._saw(await self.delivery.deliver(hits, emit, backfill=True))
 
     async def _pump(self, session: Session, emit: Emit) -> None:
@@ -289,3 +296,62 @@ class _GroupLoop:
     def _saw(self, slot: int | None) -> None:
         if slot is not None and (self.last_slot is None or slot > self.last_slot):
             self.last_slot = slot
+
+
+def _slot_order(hit: Hit) -> tuple[int, str]:
+    return (hit.slot, hit.signature)
+
+
+class _JointCatchUp:
+    """The first catch-up of the groups a source starts with, delivered as one slot-ordered run.
+
+    A restart after downtime finds every connection behind: backfilled group by group (each
+    on its own connection, concurrently), one group's newest transactions would carry event
+    time past the others' older ones. So each starting group hands its gap in here; once all
+    have (or `wait_s` passed), one of them delivers the union in slot order while the others
+    wait before they pump live notifications. A group arriving after that, or whose union
+    delivery failed, delivers its own hits as before (its cursors never moved, so nothing is
+    skipped).
+    """
+
+    def __init__(self, groups: int, wait_s: float) -> None:
+        self.waiting, self.wait_s = groups, wait_s
+        self.hits: dict[str, Hit] = {}
+        self.all_in, self.done = asyncio.Event(), asyncio.Event()
+        self.taken = self.failed = False
+
+    async def deliver(self, hits: Sequence[Hit], deliver: Callable[[list[Hit]], Awaitable[Any]]) -> None:
+        if self.taken:
+            await self._own(hits, deliver)
+            return
+        for hit in hits:
+            seen = self.hits.get(hit.signature)
+            self.hits[hit.signature] = hit if seen is None else Hit(
+                hit.signature, hit.slot, hit.result, (*seen.wallets, *hit.wallets))
+        self.waiting -= 1
+        if self.waiting <= 0:
+            self.all_in.set()
+        try:
+            await asyncio.wait_for(self.all_in.wait(), self.wait_s)
+        except TimeoutError:
+            log.warning("source_joint_catch_up_timeout", waiting=self.waiting)
+        if not self.taken:
+            self.taken = True
+            try:
+                every = sorted(self.hits.values(), key=_slot_order)
+                log.info("source_joint_catch_up", transactions=len(every))
+                await deliver(every)
+            except BaseException:
+                self.failed = True
+                raise
+            finally:
+                self.done.set()
+            return
+        await self.done.wait()
+        if self.failed:
+            await self._own(hits, deliver)
+
+    @staticmethod
+    async def _own(hits: Sequence[Hit], deliver: Callable[[list[Hit]], Awaitable[Any]]) -> None:
+        if hits:
+            await deliver(list(hits))

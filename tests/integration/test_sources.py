@@ -149,6 +149,28 @@ async def test_a_gap_over_several_wallets_is_backfilled_in_slot_order(
     assert [tx.slot for tx in after_gap] == sorted(tx.slot for tx in after_gap)
 
 
+@pytest.mark.parametrize("kind", ["helius", "logs"])
+async def test_a_restart_backfills_every_connection_as_one_slot_ordered_run(
+    kind: str, node: LocalRpcServer, rpc: RpcClient
+) -> None:
+    # Before the restart: each wallet was seen once (its cursor); then, while nothing ran, the
+    # two connections' wallets traded in turns (groups: WALLETS[:2] and WALLETS[2:]).
+    cursors = {w: await node.publish(LIVE[i])
+               for w, i in zip(WALLETS, (0, 2, 4, 6), strict=True)}
+    missed = [await node.publish(LIVE[i]) for i in (1, 5, 3, 7)]  # A, B, A, B
+
+    async def cursor_get(wallet: str) -> str | None:
+        return cursors[wallet]
+
+    source = make(kind, node, rpc, max_per_socket=2, cursor_get=cursor_get)
+    assert len(source.groups) == 2
+    async with Running(source) as run:
+        await run.received(set(missed))
+        await asyncio.sleep(0.05)
+    assert [tx.signature for tx in run.txs] == missed  # one run in slot order, each once
+    assert run.gaps == []
+
+
 async def test_helius_counts_malformed_frames_and_keeps_the_connection(node: LocalRpcServer, rpc: RpcClient) -> None:
     async with Running(make("helius", node, rpc)) as run:
         await node.wait_for_subscriptions(1)
