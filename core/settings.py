@@ -13,7 +13,6 @@ an all-caps mapping key is lowercased (`…__POLICIES__ANALYZE__LIMIT`), mixed c
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,6 +25,17 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from solders.pubkey import Pubkey
 
 from core._config_sources import env_layer, merge_layers, value_layer, yaml_layer
+from core._ratelimit_settings import (
+    CALLER_POLICIES,
+    DEFAULT_POLICIES,
+    DEFAULT_ROUTES,
+    KEY_COUNTS,
+    RateLimitKey,
+    RateLimitPolicy,
+    RateLimitSettings,
+    RoutePattern,
+    parse_route_pattern,
+)
 from core._settings_schema import validation_problems
 from core._redact import jsonable_masked
 from core.errors import ConfigError
@@ -34,7 +44,8 @@ from core.thresholds import Thresholds
 __all__ = [
     "DatabaseSettings", "RedisSettings", "SolanaSettings", "AuthSettings", "RateLimitPolicy",
     "RateLimitSettings", "JupiterSettings", "PipelineSettings", "AnalyzeSettings", "ApiSettings",
-    "LogSettings", "Settings", "DEFAULT_POLICIES", "ENV_PREFIX", "ENV_NESTED_DELIMITER", "ENV_ALIASES",
+    "LogSettings", "Settings", "DEFAULT_POLICIES", "DEFAULT_ROUTES", "CALLER_POLICIES", "KEY_COUNTS", "RateLimitKey",
+    "RoutePattern", "parse_route_pattern", "ENV_PREFIX", "ENV_NESTED_DELIMITER", "ENV_ALIASES",
     "CONFIG_FILE_VAR", "DEFAULT_CONFIG_FILE", "DEFAULT_REPLAY_FILE", "load_settings", "default_config_files",
 ]
 
@@ -78,17 +89,7 @@ def _pubkey(value: str) -> str:
     return value
 
 
-def _network(value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value))
-    except ValueError as exc:
-        # ipaddress's own message repeats the value, which the problem line already shows.
-        reason = " (host bits set: use the network address)" if "host bits" in str(exc) else ""
-        raise ValueError(f"is not an IP address or CIDR block{reason}") from None
-
-
 WalletAddress = Annotated[str, AfterValidator(_pubkey)]
-ProxyNetwork = Annotated[str, AfterValidator(_network)]
 
 
 class DatabaseSettings(BaseModel):
@@ -217,46 +218,6 @@ class AuthSettings(BaseModel):
             if any(not secret.get_secret_value() for secret in secrets):
                 raise ValueError(f"service {service_id!r} has an empty secret")
         return value
-
-
-class RateLimitPolicy(BaseModel):
-    model_config = _section()
-
-    limit: int = Field(gt=0, description="requests allowed per window")
-    window_s: int = Field(gt=0, description="window length in seconds")
-    burst: int = Field(0, ge=0, description="extra requests tolerated in a burst")
-    key: Literal["ip", "user", "service"] = Field(description="who the limit counts against")
-
-
-DEFAULT_POLICIES: dict[str, RateLimitPolicy] = {
-    "public": RateLimitPolicy(limit=60, window_s=60, burst=10, key="ip"),
-    "user": RateLimitPolicy(limit=600, window_s=60, burst=50, key="user"),
-    "service": RateLimitPolicy(limit=6000, window_s=60, key="service"),
-    "analyze": RateLimitPolicy(limit=10, window_s=3600, key="user"),
-}
-
-
-class RateLimitSettings(BaseModel):
-    model_config = _section()
-
-    trusted_proxies: list[ProxyNetwork] = Field(
-        default_factory=list, description="proxies whose X-Forwarded-For is believed (IPs or CIDRs)"
-    )
-    policies: dict[str, RateLimitPolicy] = Field(
-        default_factory=lambda: dict(DEFAULT_POLICIES), description="route class -> limit"
-    )
-
-    @field_validator("policies", mode="before")
-    @classmethod
-    def _over_defaults(cls, value: Any) -> Any:
-        # A partial entry (`analyze: {limit: 20}`) refines the default policy of that name.
-        if not isinstance(value, Mapping):
-            return value
-        merged: dict[Any, Any] = dict(DEFAULT_POLICIES)
-        for name, policy in value.items():
-            default = DEFAULT_POLICIES.get(name)
-            merged[name] = {**default.model_dump(), **policy} if default and isinstance(policy, Mapping) else policy
-        return merged
 
 
 class JupiterSettings(BaseModel):

@@ -38,7 +38,6 @@ import structlog
 from fastapi import Request
 from redis.asyncio import Redis
 from starlette.middleware import Middleware
-from starlette.types import Scope
 
 from core.errors import AuthError, ForbiddenError, OofError
 from core.paths import project_root
@@ -66,7 +65,7 @@ from deployments.middleware import (
     principal_of,
 )
 from deployments.problems import ProblemHook
-from deployments.ratelimit import Decision, RateKey, RateLimiter, RateLimitMiddleware, client_ip, parse_networks
+from deployments.ratelimit import Decision, RateClassifier, RateLimiter, RateLimitMiddleware
 from streams.jupiter import JupiterClient
 from streams.storage import PoolMetrics, create_pool, resolve_dsn
 
@@ -241,21 +240,10 @@ async def get_deps(request: Request) -> Deps:
     return deps
 
 
-def rate_classifier(settings: RateLimitSettings, exempt: Collection[str] = RATE_LIMIT_EXEMPT):
-    """`classify(scope)` for `RateLimitMiddleware`: the principal's policy, else `public` by client IP."""
-    trusted = parse_networks(settings.trusted_proxies)
-
-    def classify(scope: Scope) -> RateKey | None:
-        if scope["path"] in exempt:
-            return None
-        principal = principal_of(scope)
-        if principal is not None:
-            return RateKey(principal.kind, principal.id)  # the `user` and `service` policies
-        peer = scope.get("client")
-        forwarded = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"), None)
-        return RateKey("public", client_ip(peer[0] if peer else "unknown", forwarded, trusted))
-
-    return classify
+def rate_classifier(settings: RateLimitSettings, exempt: Collection[str] = RATE_LIMIT_EXEMPT) -> RateClassifier:
+    """`classify(scope)` for `RateLimitMiddleware`: the caller's policy (`public` by client IP, `user`,
+    `service`), then every route class of `rate_limits.routes` that matches, each counted by its `key`."""
+    return RateClassifier(settings, principal_of, exempt=exempt)
 
 
 class _CountingLimiter:

@@ -1,14 +1,18 @@
 """Pure-ASGI rate-limit middleware: 429 problem+json when over budget, RateLimit fields otherwise.
 
-Which policy and subject a request counts against is not decided here: `classify(scope)`
-returns a `RateKey` (or None to skip limiting), so route classes and principals stay the API's
-business. Non-HTTP scopes (lifespan, websocket) pass through untouched.
+Which policies and subjects a request counts against is not decided here: `classify(scope)`
+returns a `RateKey`, a list of them (`deployments.ratelimit.classify`: the caller's policy and
+each matching route class), or None (or an empty list) to skip limiting. The keys are checked in
+order and every one must allow the request: the first that refuses answers the 429, with that
+policy's fields alone, and the keys after it are not charged (those before it are, as a refused
+request still reached us). An allowed response carries one `RateLimit-Policy` and one `RateLimit`
+field line per key. Non-HTTP scopes (lifespan, websocket) pass through untouched.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,7 +33,15 @@ class RateKey(NamedTuple):
     subject: str
 
 
-Classify = Callable[[Scope], RateKey | tuple[str, str] | None]
+Classify = Callable[[Scope], RateKey | tuple[str, str] | Sequence[RateKey] | None]
+
+
+def _keys(found: RateKey | tuple[str, str] | Sequence[RateKey] | None) -> list[tuple[str, str]]:
+    if not found:
+        return []
+    if isinstance(found[0], str):  # one (policy, subject) pair
+        return [found]  # type: ignore[list-item]
+    return list(found)  # type: ignore[arg-type]
 
 
 def _problem(decision: Decision) -> bytes:
@@ -45,7 +57,7 @@ def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 
 class RateLimitMiddleware:
-    """Wraps an ASGI app; one `limiter.check` per classified HTTP request."""
+    """Wraps an ASGI app; one `limiter.check` per key of a classified HTTP request."""
 
     def __init__(self, app: ASGIApp, limiter: RateLimiter, classify: Classify) -> None:
         self.app = app
@@ -53,22 +65,16 @@ class RateLimitMiddleware:
         self.classify = classify
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (key := self.classify(scope)) is None:
+        if scope["type"] != "http" or not (keys := _keys(self.classify(scope))):
             await self.app(scope, receive, send)
             return
-        policy_name, subject = key
-        decision = await self.limiter.check(policy_name, subject)
-        extra = _encoded(self.limiter.headers(decision))
-        if not decision.allowed:
-            body = _problem(decision)
-            headers = [
-                (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-                *extra,
-            ]
-            await send({"type": "http.response.start", "status": 429, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
+        extra: list[tuple[bytes, bytes]] = []
+        for policy_name, subject in keys:
+            decision = await self.limiter.check(policy_name, subject)
+            if not decision.allowed:
+                await self._refuse(decision, send)
+                return
+            extra += _encoded(self.limiter.headers(decision))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -78,3 +84,13 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _refuse(self, decision: Decision, send: Send) -> None:
+        body = _problem(decision)
+        headers = [
+            (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *_encoded(self.limiter.headers(decision)),
+        ]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,8 +1,10 @@
 """`POST /v1/analyze` (users) and `GET /v1/analyze/{job_id}` (the job's owner, or a service).
 
-Submitting costs one request of the `analyze` rate-limit policy (on top of the `user`
-policy every call pays) and needs every wallet linked to the caller (403 otherwise); a user
-with too many jobs queued or running gets a 409 `analyze-quota-exceeded`. The answer is a
+Submitting costs one request of the `analyze` rate-limit policy on top of the `user` policy
+every call pays: the default `rate_limits.routes` maps `POST /v1/analyze` to that route class,
+counted per user (`key: user`) by the rate-limit middleware before this route runs. Every wallet
+must be linked to the caller (403 otherwise); a user with too many jobs queued or running gets
+a 409 `analyze-quota-exceeded`. The answer is a
 202 with the job id and its `self` link; `oof:analyze` (`actors.analyze`, started by `oof run`)
 lists each wallet's newest `limit` transactions, runs them through its own actor lane and
 reports progress there (`phase` listing → detecting → done | failed, counts, moments by
@@ -16,19 +18,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from core.errors import RateLimitedError
 from deployments.analyze_jobs import AnalyzeJobs, job_to_dict
 from deployments.auth import Principal
 from deployments.compose import Deps, get_deps
 from deployments.linking import NamedConnections
-from deployments.middleware import ANY_CALLER, USERS_ONLY, caller, request_id_of, user_caller
-from deployments.problems import Problem, problem_response, problem_responses
+from deployments.middleware import ANY_CALLER, USERS_ONLY, caller, user_caller
+from deployments.problems import Problem, problem_responses
 
-__all__ = ["router", "AnalyzeRequest", "JobOut", "ANALYZE_POLICY", "get_analyze_jobs"]
+__all__ = ["router", "AnalyzeRequest", "JobOut", "get_analyze_jobs"]
 
 router = APIRouter(prefix="/v1", tags=["analyze"])
-
-ANALYZE_POLICY = "analyze"
 
 
 class AnalyzeRequest(BaseModel):
@@ -73,25 +72,13 @@ def get_analyze_jobs(request: Request, deps: Annotated[Deps, Depends(get_deps)])
 )
 async def submit_analyze(
     body: AnalyzeRequest,
-    request: Request,
     response: Response,
     principal: Annotated[Principal, Depends(user_caller)],
-    deps: Annotated[Deps, Depends(get_deps)],
     jobs: Annotated[AnalyzeJobs, Depends(get_analyze_jobs)],
-) -> Any:
-    decision = await deps.limiter.check(ANALYZE_POLICY, principal.id)
-    limit_headers = deps.limiter.headers(decision)
-    if not decision.allowed:
-        deps.metrics.rate_limit_rejection(ANALYZE_POLICY)
-        error = RateLimitedError(decision.retry_after_s, "analyze rate limit exceeded")
-        refused = problem_response(error, request_id=request_id_of(request.scope), instance=request.url.path)
-        refused.headers.update(limit_headers)
-        return refused
+) -> JobOut:
     job = await jobs.submit(principal.id, body.wallets, body.limit)
     body_out = job_to_dict(job)
     response.headers["Location"] = body_out["links"]["self"]
-    for name, value in limit_headers.items():
-        response.headers.append(name, value)  # list fields: the `user` policy's line joins it
     return JobOut.model_validate(body_out)
 
 

@@ -1,4 +1,4 @@
-"""deployments.ratelimit against a real Redis: shared budgets, atomicity, outage and recovery.
+"""deployments.ratelimit against a real Redis: shared budgets, atomicity, outage and recovery, route classes.
 
 Needs Redis at `OOF_TEST_REDIS_URL` (default redis://127.0.0.1:6379/0), the tests fail without it.
 Every test writes under its own random key prefix and deletes it afterwards. Outages are
@@ -8,18 +8,30 @@ simulated with a closed port or a TCP proxy owned by the test; the server is nev
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from structlog.testing import capture_logs
 
-from core.settings import RateLimitPolicy, RateLimitSettings
+from core.settings import RateLimitPolicy, RateLimitSettings, load_settings
+from deployments.auth import Principal
+from deployments.compose import rate_classifier
+from deployments.middleware import AUTH_SCOPE_KEY, AuthOutcome
+from deployments.ratelimit import RateLimitMiddleware
 from deployments.ratelimit.limiter import RateLimiter
 
 REDIS_URL = os.environ.get("OOF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -216,3 +228,74 @@ async def test_outage_and_recovery_through_a_proxy(clients: ClientFactory, prefi
         assert [entry["event"] for entry in recovery] == ["ratelimit.redis_recovered"]
     finally:
         await proxy.stop()
+
+# --- a route class from settings, through the API's classifier and middleware ----------------------
+
+CARDS_CONFIG = """
+rate_limits:
+  policies:
+    user: {limit: 100, window_s: 3600, burst: 0}
+    cards: {limit: 3, window_s: 60, burst: 0, key: user}
+  routes:
+    cards: ["GET /v1/cards/*"]
+"""
+
+
+class UserFromHeader:
+    """Stands in for AuthenticateMiddleware: `x-test-user: alice` makes the request alice's."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = dict(scope.get("headers", ())).get(b"x-test-user")
+        if user:
+            scope = {**scope, AUTH_SCOPE_KEY: AuthOutcome(principal=Principal("user", user.decode()))}
+        await self.app(scope, receive, send)
+
+
+async def ok(_request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+async def test_a_route_class_from_settings_limits_its_routes_only(
+    clients: ClientFactory, prefix: str, tmp_path: Path
+) -> None:
+    # Arrange: the operator's config file, the API's classifier, the limiter on Redis
+    config = tmp_path / "oof.yaml"
+    config.write_text(CARDS_CONFIG, encoding="utf-8")
+    limits = load_settings({}, [config]).rate_limits
+    redis = clients()
+    limiter = RateLimiter(limits, redis, key_prefix=prefix)
+    app = Starlette(routes=[Route("/v1/cards/moment/{name}", ok), Route("/v1/moments", ok)])
+    stack = UserFromHeader(RateLimitMiddleware(app, limiter, rate_classifier(limits)))
+    alice, bob = {"x-test-user": "alice"}, {"x-test-user": "bob"}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack), base_url="http://api.test") as http:
+        # Act: alice spends her cards budget exactly, then asks once more; then other routes and users
+        cards = [await http.get(f"/v1/cards/moment/m{n}.png", headers=alice) for n in range(4)]
+        moments = await http.get("/v1/moments", headers=alice)
+        bobs_card = await http.get("/v1/cards/moment/m0.png", headers=bob)
+
+    # Assert: three pass (both policies reported), the fourth is refused by `cards`
+    assert [r.status_code for r in cards] == [200, 200, 200, 429]
+    assert cards[0].headers.get_list("ratelimit-policy") == ['"user";q=100;w=3600', '"cards";q=3;w=60']
+    assert [r.headers.get_list("ratelimit")[1] for r in cards[:3]] == [
+        '"cards";r=2;t=20', '"cards";r=1;t=20', '"cards";r=0;t=20',
+    ]
+    refused = cards[3]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers.get_list("ratelimit-policy") == ['"cards";q=3;w=60']
+    assert refused.headers["ratelimit"] == '"cards";r=0;t=20'
+    assert 19 <= int(refused.headers["retry-after"]) <= 20
+    assert json.loads(refused.content)["violated-policies"] == ["cards"]
+    # Another route is unaffected: only alice's `user` budget, which the refused request also paid
+    assert moments.status_code == 200
+    assert moments.headers.get_list("ratelimit-policy") == ['"user";q=100;w=3600']
+    assert moments.headers["ratelimit"] == '"user";r=95;t=36'
+    # Another user has a budget of their own
+    assert bobs_card.status_code == 200 and bobs_card.headers.get_list("ratelimit")[1] == '"cards";r=2;t=20'
+    # The budgets live in Redis under the policy and the user id
+    assert 59_000 < await redis.pttl(f"{prefix}:cards:alice") <= 60_000
+    assert await redis.exists(f"{prefix}:user:alice", f"{prefix}:cards:bob") == 2
+

@@ -15,6 +15,7 @@ from starlette.types import Scope
 
 from core.settings import RateLimitPolicy, RateLimitSettings
 from deployments.ratelimit.client_ip import client_ip, parse_networks
+from deployments.ratelimit.gcra import Decision
 from deployments.ratelimit.limiter import RateLimiter
 from deployments.ratelimit.middleware import RateKey, RateLimitMiddleware
 
@@ -94,3 +95,86 @@ async def test_fields_set_by_the_route_join_the_list(client: httpx.AsyncClient) 
     response = await client.get("/own")
 
     assert response.headers.get_list("ratelimit") == ['"inner";r=1;t=1', '"public";r=1;t=30']
+
+
+# --- several keys per request: the caller's policy and route classes -----------------------------
+
+
+class CountingLimiter(RateLimiter):
+    def __init__(self, settings: RateLimitSettings) -> None:
+        super().__init__(settings, None)
+        self.checked: list[str] = []
+
+    async def check(self, policy_name: str, subject: str) -> Decision:
+        self.checked.append(policy_name)
+        return await super().check(policy_name, subject)
+
+
+def classify_many(scope: Scope) -> list[RateKey]:
+    own = RateKey("public", scope["client"][0])
+    return [own, RateKey("cards", "them")] if scope["path"].startswith("/cards/") else [own]
+
+
+@pytest.fixture
+def limiter() -> CountingLimiter:
+    return CountingLimiter(RateLimitSettings(policies={
+        "public": RateLimitPolicy(limit=4, window_s=60, key="ip"),
+        "cards": RateLimitPolicy(limit=2, window_s=60, key="user"),
+    }))
+
+
+@pytest.fixture
+async def many(limiter: CountingLimiter) -> AsyncIterator[httpx.AsyncClient]:
+    app = Starlette(routes=[Route("/hello", hello), Route("/cards/{n}", own_limit)])
+    wrapped = RateLimitMiddleware(app, limiter, classify_many)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url="http://test") as http:
+        yield http
+
+
+async def test_every_key_is_reported_on_an_allowed_response(many: httpx.AsyncClient) -> None:
+    response = await many.get("/cards/1")
+
+    assert response.status_code == 200
+    assert response.headers.get_list("ratelimit-policy") == ['"public";q=4;w=60', '"cards";q=2;w=60']
+    assert response.headers.get_list("ratelimit") == ['"inner";r=1;t=1', '"public";r=3;t=15', '"cards";r=1;t=30']
+
+
+async def test_the_route_class_refuses_and_the_429_names_it_alone(
+    many: httpx.AsyncClient, limiter: CountingLimiter
+) -> None:
+    for _ in range(2):
+        assert (await many.get("/cards/1")).status_code == 200
+
+    refused = await many.get("/cards/2")
+
+    assert refused.status_code == 429
+    assert refused.headers["ratelimit-policy"] == '"cards";q=2;w=60'
+    assert refused.headers["ratelimit"] == '"cards";r=0;t=30'
+    assert refused.headers["retry-after"] == "30"
+    assert json.loads(refused.content)["violated-policies"] == ["cards"]
+    assert limiter.checked == ["public", "cards"] * 3
+    # The caller's own policy was charged for the refused request too: one left, and other routes use it.
+    hello_response = await many.get("/hello")
+    assert hello_response.status_code == 200 and hello_response.headers["ratelimit"] == '"public";r=0;t=15'
+
+
+async def test_a_refusal_by_an_earlier_key_leaves_the_later_ones_uncharged(
+    many: httpx.AsyncClient, limiter: CountingLimiter
+) -> None:
+    for _ in range(4):
+        assert (await many.get("/hello")).status_code == 200
+
+    refused = await many.get("/cards/1")
+
+    assert refused.status_code == 429 and json.loads(refused.content)["violated-policies"] == ["public"]
+    assert refused.headers["ratelimit-policy"] == '"public";q=4;w=60'
+    assert limiter.checked == ["public"] * 5
+
+
+async def test_an_empty_list_of_keys_is_not_limited(limiter: CountingLimiter) -> None:
+    app = Starlette(routes=[Route("/hello", hello)])
+    wrapped = RateLimitMiddleware(app, limiter, lambda _scope: [])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url="http://test") as http:
+        response = await http.get("/hello")
+
+    assert response.status_code == 200 and "ratelimit" not in response.headers and limiter.checked == []
