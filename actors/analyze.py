@@ -16,6 +16,13 @@ wallets' own), not from the whole market of the time.
 The loop starts in the constructor, so a restarted runner (`max_restarts`) goes on by
 itself. Each poll first requeues jobs whose runner died (silent for `stale_after_s`), then
 claims the oldest queued job (`FOR UPDATE SKIP LOCKED`: several runners never share one).
+
+Who stops it: `oof run` stops the runner it started (`stop`, then kills it). A runner the
+API's replicas started (detached, `lease_s` set) is kept by them: each replica `hold`s it
+on start and every few seconds, and `release`s it when it shuts down; when the last holder
+releases it, or nobody has held it for `lease_s` (every replica gone without a word), it
+stops and kills itself. A runner started without `lease_s` counts its holders but never
+stops for lack of them.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import dataclasses
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
@@ -43,7 +50,7 @@ from streams import storage
 from streams.base import RawTx
 from streams.rpc import RpcClient
 
-__all__ = ["AnalyzeRunner", "RayLane", "lane_config"]
+__all__ = ["AnalyzeRunner", "Leases", "RayLane", "lane_config"]
 
 log = structlog.get_logger("oof.analyze")
 _STATUS_EVERY_S = 1.0
@@ -121,28 +128,87 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+class Leases:
+    """Who holds a runner (API replicas, by id) and when each last said so."""
+
+    def __init__(self, lease_s: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.lease_s, self._clock = lease_s, clock
+        self._renewed: dict[str, float] = {}
+        self._last = clock()  # the last renewal (or the start): nobody since `lease_s` = lapsed
+
+    def renew(self, holder: str) -> None:
+        self._last = self._renewed[holder] = self._clock()
+
+    def release(self, holder: str) -> bool:
+        """Drop `holder`; True when that leaves nobody holding it."""
+        self._renewed.pop(holder, None)
+        return not self.holders()
+
+    def holders(self) -> list[str]:
+        """The holders that renewed within `lease_s` (all of them without a lease)."""
+        now = self._clock()
+        return sorted(h for h, at in self._renewed.items() if self.lease_s is None or now - at <= self.lease_s)
+
+    def lapsed(self) -> bool:
+        return self.lease_s is not None and self._clock() - self._last > self.lease_s
+
+
 @ray.remote
 class AnalyzeRunner:
     def __init__(self, analyze: AnalyzeSettings, database: DatabaseSettings, dsn: str, solana: SolanaSettings,
-                 lane: PipelineConfig) -> None:
+                 lane: PipelineConfig, lease_s: float | None = None) -> None:
         setup_logging(lane.log_setup)
         self.analyze, self.database, self.dsn, self.solana = analyze, database, dsn, solana
         self.lane = RayLane(lane, solana, analyze.start_timeout_s)
         self.incarnation = uuid.uuid4().hex[:8]
         self.current: str | None = None
         self.counts = {"done": 0, "failed": 0, "requeued": 0, "abandoned": 0}
+        self.leases = Leases(lease_s)
+        self._closing = False
         self._pool: Any = None
         self._rpc: RpcClient | None = None
-        self._loop = asyncio.get_running_loop().create_task(self._forever(), name="analyze-runner")
+        loop = asyncio.get_running_loop()
+        self._loop = loop.create_task(self._forever(), name="analyze-runner")
+        self._watch = None if lease_s is None else loop.create_task(self._watch_leases(lease_s), name="analyze-leases")
+        log.info("analyze_runner_started", incarnation=self.incarnation, lease_s=lease_s)
 
     async def ping(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "incarnation": self.incarnation}
 
     async def status(self) -> dict[str, Any]:
-        return {"running": not self._loop.done(), "job": self.current, **self.counts}
+        return {"running": not self._loop.done(), "job": self.current, "holders": self.leases.holders(),
+                "lease_s": self.leases.lease_s, "incarnation": self.incarnation, **self.counts}
+
+    async def hold(self, holder: str) -> bool:
+        """`holder` (an API replica) keeps this runner; False: it is closing, make a new one once it is gone."""
+        if self._closing:
+            return False
+        self.leases.renew(holder)
+        return True
+
+    async def release(self, holder: str) -> None:
+        """`holder` no longer needs the runner; a leased runner that nobody holds any more stops."""
+        if self.leases.release(holder) and self.leases.lease_s is not None and not self._closing:
+            await self._close("released")
+
+    async def _watch_leases(self, lease_s: float) -> None:
+        while not self.leases.lapsed():
+            await asyncio.sleep(lease_s / 4)
+        await self._close("lease_lapsed")
+
+    async def _close(self, reason: str) -> None:
+        self._closing = True
+        log.info("analyze_runner_closing", reason=reason, incarnation=self.incarnation, job_id=self.current)
+        await self.stop()
+        me = ray.get_runtime_context().current_actor
+        # After this call has answered: a detached actor lives until killed (no restart, name freed).
+        asyncio.get_running_loop().call_later(0.1, lambda: ray.kill(me, no_restart=True))
 
     async def stop(self) -> None:
         """Stop taking jobs (a job in progress is abandoned: it is requeued once found silent)."""
+        self._closing = True
+        if self._watch is not None and self._watch is not asyncio.current_task():
+            self._watch.cancel()
         self._loop.cancel()
         await asyncio.gather(self._loop, return_exceptions=True)
         await self.lane.reset()

@@ -253,7 +253,9 @@ class AnalyzeSettings(BaseModel):
 
     model_config = _section()
 
-    enabled: bool = Field(True, description="`oof run` takes queued analyze jobs")
+    enabled: bool = Field(True, description="the API (on Ray Serve) and `oof run` keep a runner of queued analyze jobs")
+    ray_namespace: str = Field("oof", min_length=1, description="Ray namespace of the runner `oof:analyze` and its lane:"
+                               " every API replica and `oof run` find the one runner there")
     default_limit: int = Field(1000, ge=1, le=100_000, description="transactions per wallet when a job names none")
     poll_s: float = Field(2.0, gt=0, description="how often an idle runner looks for queued jobs")
     heartbeat_s: float = Field(10.0, gt=0, description="how often a running job reports progress")

@@ -47,6 +47,7 @@ from deployments.auth import DynamicJwtAuth, HmacServiceAuth, JwksCache
 from deployments.cache import Cache
 from deployments.health import (
     HealthChecker,
+    RunnerState,
     analyze_check,
     database_check,
     jupiter_check,
@@ -113,6 +114,7 @@ class Deps:
     metrics: ApiMetrics
     health: HealthChecker
     http: httpx.AsyncClient
+    analyze_runner: RunnerState = field(default_factory=RunnerState)  # set by whoever keeps the runner
     jupiter: JupiterClient | None = None  # Price v3 for `GET /v1/prices`, when `jupiter.enabled`
     active_users: ActiveUsers = field(default_factory=lambda: ActiveUsers(None))  # `oof_active_users`
 
@@ -192,6 +194,7 @@ async def _wire(
     limiter = RateLimiter(settings.rate_limits, redis, key_prefix=f"{namespace}rl")
     cache = Cache(redis, key_prefix=f"{namespace}cache:", on_event=metrics.cache_event)
     http = httpx.AsyncClient(timeout=2.0, follow_redirects=False)
+    runner = RunnerState()
     health = HealthChecker([
         database_check(pool),
         redis_check(redis, limiter, cache),
@@ -200,7 +203,7 @@ async def _wire(
         jupiter_check(http, settings.jupiter),
         storage_check(cards_dir or project_root() / "var" / "cards"),
         pipeline_check(pool, stale_after_s=10 * settings.pipeline.checkpoint_interval_s),
-        analyze_check(pool, stale_after_s=settings.analyze.stale_after_s),
+        analyze_check(pool, stale_after_s=settings.analyze.stale_after_s, runner=runner),
     ])
     log.info(
         "api.deps_ready", instance=instance, redis=redis is not None,
@@ -210,7 +213,7 @@ async def _wire(
         settings=settings, instance=instance, pool=pool,
         pool_metrics=PoolMetrics(pool, acquire_timeout_s=settings.database.acquire_timeout_s, name="api"),
         redis=redis, jwks=jwks, user_auth=user_auth, service_auth=service_auth, limiter=limiter,
-        cache=cache, metrics=metrics, health=health, http=http,
+        cache=cache, metrics=metrics, health=health, http=http, analyze_runner=runner,
         jupiter=JupiterClient.from_settings(settings.jupiter, max_attempts=2) if settings.jupiter.enabled else None,
         active_users=ActiveUsers(redis, key_prefix=f"{namespace}active-users:", on_error=metrics.active_users_error),
     )

@@ -51,6 +51,7 @@ __all__ = [
     "storage_check",
     "pipeline_check",
     "analyze_check",
+    "RunnerState",
 ]
 
 Status = Literal["ok", "degraded", "down", "disabled"]
@@ -251,9 +252,35 @@ FROM analyze_jobs WHERE status IN ('queued', 'running')
 """
 
 
-def analyze_check(pool: asyncpg.Pool, *, stale_after_s: float, timeout_s: float = 2.0) -> Check:
-    """The analyze queue: degraded when a job has waited `stale_after_s` while none runs — no
-    runner is taking jobs (`oof serve` alone runs none; `oof run` starts `oof:analyze`)."""
+@dataclass(slots=True)
+class RunnerState:
+    """What this process knows of the analyze runner, for the `analyze` check.
+
+    `unmanaged`: nothing here starts one (uvicorn, tests); `disabled`: `analyze.enabled` is
+    false; `starting` / `running` / `unavailable`: an API replica on Ray Serve keeps
+    `oof:analyze` (`deployments.analyze_runner`) and says how that went."""
+
+    state: Literal["unmanaged", "disabled", "starting", "running", "unavailable"] = "unmanaged"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, state: Literal["disabled", "starting", "running", "unavailable"], **detail: Any) -> None:
+        self.state, self.detail = state, detail
+
+
+_IDLE_QUEUE_NOTES = {
+    "unmanaged": "queued jobs wait and none runs: no analyze runner takes them here (the API on Ray Serve"
+                 " or `oof run` starts oof:analyze)",
+    "disabled": "queued jobs wait and none runs: analyze.enabled is false, so this API starts no runner",
+    "starting": "queued jobs wait and none runs: oof:analyze is still starting",
+    "running": "queued jobs wait and none runs although oof:analyze is up: see its analyze_* logs",
+}
+
+
+def analyze_check(pool: asyncpg.Pool, *, stale_after_s: float, runner: RunnerState | None = None,
+                  timeout_s: float = 2.0) -> Check:
+    """The analyze queue and its runner: degraded when Ray could not start the runner this API
+    keeps, and when a job has waited `stale_after_s` while none runs (the note says why)."""
+    runner = runner or RunnerState()
 
     async def probe() -> CheckResult:
         async with pool.acquire(timeout=timeout_s) as conn:
@@ -261,9 +288,12 @@ def analyze_check(pool: asyncpg.Pool, *, stale_after_s: float, timeout_s: float 
         oldest = row["oldest_queued_at"]
         waited = None if oldest is None else round((row["db_now"] - oldest).total_seconds(), 1)
         detail = {"queued": row["queued"], "running": row["running"], "oldest_queued_s": waited,
-                  "stale_after_s": stale_after_s}
+                  "stale_after_s": stale_after_s, "runner": {"state": runner.state, **runner.detail}}
+        if runner.state == "unavailable":
+            return CheckResult("degraded", {**detail, "note": "Ray could not start the analyze runner"
+                                            " (oof:analyze): queued jobs wait until it can"})
         if waited is not None and waited > stale_after_s and row["running"] == 0:
-            return CheckResult("degraded", {**detail, "note": "queued jobs wait and none runs: is oof:analyze up?"})
+            return CheckResult("degraded", {**detail, "note": _IDLE_QUEUE_NOTES[runner.state]})
         return CheckResult("ok", detail)
 
     return Check("analyze", False, timeout_s, probe)

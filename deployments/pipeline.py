@@ -9,6 +9,7 @@ driver's Ray namespace unless the config names one (tests give each pipeline its
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ from core.models import Moment
 from core.settings import Settings, SolanaSettings
 from core.thresholds import Thresholds
 
-__all__ = ["Pipeline", "pipeline_config", "start", "start_analyze_runner", "replay_file", "init_ray"]
+__all__ = ["Pipeline", "pipeline_config", "start", "start_analyze_runner", "open_analyze_runner", "replay_file",
+           "init_ray"]
 
 
 def init_ray(address: str | None = None, *, dashboard: bool = False, namespace: str = "oof") -> None:
@@ -81,14 +83,27 @@ def start(config: PipelineConfig, spec: SourceSpec, solana: SolanaSettings | Non
     return Pipeline(supervisor, config)
 
 
-def start_analyze_runner(settings: Settings, config: PipelineConfig, dsn: str, solana: SolanaSettings | None = None) -> Any:
-    """`oof:analyze` (in `config`'s namespace), taking queued analyze jobs at once; returns its handle."""
+def start_analyze_runner(settings: Settings, config: PipelineConfig, dsn: str, solana: SolanaSettings | None = None,
+                         **options: Any) -> Any:
+    """`oof:analyze` in `config`'s namespace (else `analyze.ray_namespace`), taking queued analyze jobs at
+    once; returns its handle. `options` go to Ray (`lifetime`, `get_if_exists`) except `lease_s`, the
+    runner's own (see `open_analyze_runner`). Raises ValueError when the name is taken."""
     from actors.analyze import AnalyzeRunner, lane_config
 
+    lease_s = options.pop("lease_s", None)
+    config = dataclasses.replace(config, namespace=config.namespace or settings.analyze.ray_namespace)  # its lane's too
     # It mostly waits (on the database, the RPC node, its lane): no CPU of its own is reserved.
-    options = {**actor_options(config, "analyze"), "max_task_retries": 0, "num_cpus": 0}
-    return AnalyzeRunner.options(**options).remote(settings.analyze, settings.database, dsn,
-                                                   solana or settings.solana, lane_config(config, settings.analyze))
+    options = {**actor_options(config, "analyze"), "max_task_retries": 0, "num_cpus": 0, **options}
+    return AnalyzeRunner.options(**options).remote(settings.analyze, settings.database, dsn, solana or settings.solana,
+                                                   lane_config(config, settings.analyze), lease_s)
+
+
+def open_analyze_runner(settings: Settings, dsn: str, lease_s: float) -> Any:
+    """The API's way to `oof:analyze` (blocking: call it off the event loop): the runner of
+    `analyze.ray_namespace` if there is one (e.g. `oof run`'s), else a new detached one that stops
+    once nobody has held it for `lease_s`. Ray's `get_if_exists` makes concurrent callers share one."""
+    return start_analyze_runner(settings, pipeline_config(settings, dsn=dsn), dsn, lifetime="detached",
+                                get_if_exists=True, lease_s=lease_s)
 
 
 def replay_file(

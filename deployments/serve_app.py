@@ -8,6 +8,13 @@ FastAPI app, with its middleware and exception handlers, is created *inside* the
 complete, before it serves: nothing is pickled at decoration time, and the unit tests run
 the very same `build_app`.
 
+With `analyze.enabled`, each replica then keeps the analyze runner `oof:analyze`
+(`deployments.analyze_runner`): it finds the one in `analyze.ray_namespace` (`oof run`'s,
+or another replica's) or creates it, detached, and holds it with a lease; the last replica
+to shut down (`serve shutdown`, the app deleted) releases it and the runner stops. So
+`POST /v1/analyze` jobs run however the API was started; if Ray cannot create the runner,
+the replica serves anyway and `/health/detailed` says so.
+
 `check_health` pings the database (the critical dependency) every `health_check_period_s`;
 it fails only after `failures_before_unhealthy` consecutive failed pings, so a blip does not
 restart every replica at once (a restart cannot fix a database outage; `/health/ready`
@@ -32,6 +39,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from core.errors import DatabaseError
 from core.paths import project_root
+from deployments.analyze_runner import keep_runner
 from deployments.app import build_app
 from deployments.compose import build_deps, default_instance
 from deployments.logging import configure_logging
@@ -93,6 +101,7 @@ class OofApi:
         self._failures_allowed = failures_before_unhealthy
         self._failures = 0
         self._deps = await build_deps(settings, instance=_replica_name())
+        self._runner = keep_runner(settings, _replica_name(), self._deps.analyze_runner)
 
     def __serve_build_asgi_app__(self) -> Any:
         return build_app(self._settings, self._deps, behind_serve=True)
@@ -109,6 +118,9 @@ class OofApi:
             self._failures = 0
 
     async def __del__(self) -> None:
+        runner = getattr(self, "_runner", None)
+        if runner is not None:
+            await runner.close()  # the last replica's release stops a runner the API started
         deps = getattr(self, "_deps", None)
         if deps is not None:
             await deps.aclose()
@@ -155,12 +167,15 @@ def run(
     overrides: Mapping[str, Any] | None = None,
     controller_env: Mapping[str, str] | None = None,
     builder_args: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    route_prefix: str | None = None,
 ) -> str:
     """Start Serve (HTTP and controller options from `config`) and deploy the API; returns its base URL.
 
     Needs `ray.init` first. `overrides` refine the deployment options (e.g. `num_replicas`,
     `ray_actor_options`); `controller_env` replaces the controller's env vars (data plane);
-    `builder_args` refine the application's `args`.
+    `builder_args` refine the application's `args`; `name` and `route_prefix` deploy it as
+    another application beside `oof-api` (tests).
     """
     app_schema = _app_schema(config)
     base = deployment_options(config)
@@ -177,5 +192,6 @@ def run(
         controller = {"runtime_env": {"env_vars": dict(controller_env)}}
     serve.start(proxy_location=config.proxy_location, http_options=http, controller_options=controller or None)
     args = BuilderArgs.model_validate({**(app_schema.args or {}), **dict(builder_args or {})})
-    serve.run(application(args, options), name=app_schema.name, route_prefix=app_schema.route_prefix)
-    return f"http://{http['host']}:{http['port']}{(app_schema.route_prefix or '/').rstrip('/')}"
+    route_prefix = route_prefix or app_schema.route_prefix
+    serve.run(application(args, options), name=name or app_schema.name, route_prefix=route_prefix)
+    return f"http://{http['host']}:{http['port']}{(route_prefix or '/').rstrip('/')}"

@@ -116,7 +116,9 @@ class ApiServer:
         return path, {"authorization": token}
 
 
-def _replica_env(dsn: str, jwks: TlsJwksServer) -> dict[str, str]:
+def replica_env(dsn: str, jwks: TlsJwksServer) -> dict[str, str]:
+    """The replicas' settings. They keep no analyze runner: a test that runs jobs starts its own
+    (tests/e2e/test_analyze.py) or deploys an API that keeps one (test_analyze_on_serve.py)."""
     return {
         "DATABASE_URL": dsn,
         "REDIS_URL": REDIS_URL,
@@ -127,6 +129,7 @@ def _replica_env(dsn: str, jwks: TlsJwksServer) -> dict[str, str]:
         "OOF_RATE_LIMITS__POLICIES__USER__BURST": "0",
         "OOF_RATE_LIMITS__POLICIES__USER__WINDOW_S": str(USER_WINDOW_S),
         "OOF_SOLANA__RPC_HTTP_URL": "http://127.0.0.1:9/",  # never the real mainnet from a test
+        "OOF_ANALYZE__ENABLED": "false",
         "SSL_CERT_FILE": str(jwks.ca_file),
         "OOF_CONFIG": "",  # the developer's extra config file must not leak in
     }
@@ -154,7 +157,7 @@ def api_server(ray_cluster: None, e2e_dsn: str, tmp_path_factory: pytest.TempPat
                 http_port=_free_port(),
                 overrides={
                     "num_replicas": 2,
-                    "ray_actor_options": {"runtime_env": {"env_vars": _replica_env(e2e_dsn, jwks)}},
+                    "ray_actor_options": {"runtime_env": {"env_vars": replica_env(e2e_dsn, jwks)}},
                 },
                 controller_env=_controller_env(),
             )
@@ -167,4 +170,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-__all__ = ["ApiServer", "USER_LIMIT", "USER_WINDOW_S", "unique_user", "ray_keeps_its_hands_off_logging"]
+__all__ = ["ApiServer", "USER_LIMIT", "USER_WINDOW_S", "replica_env", "unique_user", "ray_keeps_its_hands_off_logging"]

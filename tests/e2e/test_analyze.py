@@ -64,6 +64,14 @@ async def _stored_moments(dsn: str, wallet: str) -> dict[str, dict[str, Any]]:
         await conn.close()
 
 
+async def _link(dsn: str, user: str, wallet: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("INSERT INTO wallet_links (user_id, wallet) VALUES ($1, $2)", user, wallet)
+    finally:
+        await conn.close()
+
+
 def _expected(raws: list[dict[str, Any]], wallet: str) -> dict[str, dict[str, Any]]:
     engine = Engine(tracked=[wallet])
     return {m.id: moment_to_dict(m) for m in [*engine.process_batch(raws), *engine.flush()]}
@@ -126,11 +134,7 @@ async def test_a_user_analyzes_a_linked_wallet_over_the_api(api_server: ApiServe
     wallet, user = world.traders[0], unique_user("e2e-analyze")
     expected = _expected([r for r in world.raws() if wallet in tx_account_keys(r)], wallet)
     assert expected
-    conn = await asyncpg.connect(api_server.dsn)
-    try:
-        await conn.execute("INSERT INTO wallet_links (user_id, wallet) VALUES ($1, $2)", user, wallet)
-    finally:
-        await conn.close()
+    await _link(api_server.dsn, user, wallet)
     headers = api_server.user_headers(user)
     async with LocalRpcServer(world.raws()) as node, httpx.AsyncClient(
             base_url=api_server.base_url, trust_env=False, timeout=10) as http:

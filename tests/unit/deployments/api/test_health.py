@@ -119,8 +119,24 @@ async def test_queued_analyze_jobs_that_nobody_runs_are_degraded(clean: Api) -> 
         await conn.execute("UPDATE analyze_jobs SET created_at = now() - interval '1 hour'")
         try:
             waiting = (await clean.get("/health/detailed", service=True)).json()["checks"]["analyze"]
+            clean.deps.analyze_runner.set("disabled")
+            disabled = (await clean.get("/health/detailed", service=True)).json()["checks"]["analyze"]
         finally:
+            clean.deps.analyze_runner.state, clean.deps.analyze_runner.detail = "unmanaged", {}
             await conn.execute("TRUNCATE analyze_jobs")
     assert fresh["status"] == "ok" and fresh["detail"]["queued"] == 1 and fresh["detail"]["running"] == 0
     assert waiting["status"] == "degraded" and waiting["detail"]["oldest_queued_s"] >= 3500
-    assert "oof:analyze" in waiting["detail"]["note"]
+    assert "oof:analyze" in waiting["detail"]["note"] and waiting["detail"]["runner"] == {"state": "unmanaged"}
+    assert disabled["status"] == "degraded" and "analyze.enabled is false" in disabled["detail"]["note"]
+
+
+async def test_a_runner_ray_could_not_start_is_degraded_even_with_an_empty_queue(clean: Api) -> None:
+    clean.deps.analyze_runner.set("unavailable", actor="oof:analyze", namespace="oof", error="RuntimeError: no GCS")
+    try:
+        check = (await clean.get("/health/detailed", service=True)).json()["checks"]["analyze"]
+    finally:
+        clean.deps.analyze_runner.state, clean.deps.analyze_runner.detail = "unmanaged", {}
+    assert check["status"] == "degraded" and check["detail"]["queued"] == 0
+    assert check["detail"]["runner"] == {"state": "unavailable", "actor": "oof:analyze", "namespace": "oof",
+                                         "error": "RuntimeError: no GCS"}
+    assert "could not start the analyze runner" in check["detail"]["note"]
