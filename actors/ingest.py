@@ -96,15 +96,16 @@ class IngestActor:
                  tracked=None if assembler.tracked is None else len(assembler.tracked))
         return len(new)
 
-    async def run(self, spec: SourceSpec) -> dict[str, Any]:
-        """Process the source until it ends (a recording) or `stop`; returns a summary."""
+    async def run(self, spec: SourceSpec, run_id: str | None = None) -> dict[str, Any]:
+        """Process the source until it ends (a recording) or `stop`; returns a summary. `run_id` (the
+        supervisor's, kept when it runs a crashed ingest again) tags the checkpoints (`actors.ingest_state`)."""
         cfg = self.config
         self._stop, self.counts, self.busy = asyncio.Event(), dict.fromkeys(_COUNTS, 0), dict.fromkeys(self.busy, 0.0)
         self.feed = feed = Feed(spec, cfg.batch_size, self.sink, self.fetch, self.counts)
         self.assembler = SlotAssembler(cfg.thresholds, await feed.open())
         self.tracker = WatchTracker(cfg.shard_count)
         self.pump = SinkPump(self.sink, cfg.queue_max_batches)
-        self.state = IngestCheckpoints(cfg, self.sink, self.pump, feed.cursors)
+        self.state = IngestCheckpoints(cfg, self.sink, self.pump, feed.cursors, run_id)
         base = await self.state.load(self.assembler)
         self.number, self.rows, self.oldest = base.number, [], None
         self.barrier_at, self.barrier_batch, self.last_input = time.monotonic(), base.number, time.monotonic()

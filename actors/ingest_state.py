@@ -5,7 +5,9 @@ snapshot after batch n, the ingest's `SlotAssembler` (dedup keys, held-back slot
 watermark) as of cutting batch n, the live source's cursors as of then, and the candle
 partials of the interval. With a database they are stored together (`oof:sink`
 `checkpoint`) in `shard_checkpoints`, keyed by (shard_count, `actors.config.checkpoint_id`)
-and tagged `run:n`; a (re)start resumes only from a complete set with one tag.
+and tagged `run:n`; a (re)start resumes only from a complete set with one tag — with
+`resume` off (`oof run --fresh`) only from its own run's, which an ingest the supervisor
+runs again after a crash shares with its predecessor (the supervisor's run id).
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ class LayoutChanged(RuntimeError):
 
 
 class IngestCheckpoints:
-    def __init__(self, config: PipelineConfig, sink: Any, pump: SinkPump, cursors: dict[str, tuple[str, int]]) -> None:
+    def __init__(self, config: PipelineConfig, sink: Any, pump: SinkPump, cursors: dict[str, tuple[str, int]],
+                 run_id: str | None = None) -> None:
         self.config, self.sink, self.pump = config, sink, pump
-        self.run_id = uuid.uuid4().hex[:12]
+        self.run_id = run_id or uuid.uuid4().hex[:12]  # the supervisor's: the same for every ingest restart of a run
         self.cursors = cursors  # the live source's positions (`Feed.cursors`), stored with each barrier
         self.keys = [checkpoint_id("ingest", 0, config),
                      *[checkpoint_id("prices", k, config) for k in range(config.price_shards)],
@@ -54,16 +57,22 @@ class IngestCheckpoints:
     async def load(self, assembler: SlotAssembler) -> Base:
         """The stored checkpoint to resume from (restoring `assembler`), or an empty base."""
         cfg = self.config
-        if cfg.dsn is None or not cfg.resume or not cfg.checkpoints:
+        if cfg.dsn is None or not cfg.checkpoints:
             return self.fresh()
         rows = await self.sink.load_checkpoints.remote(self.keys)
+        tags = {tag for _, _, tag in rows.values()}
+        if not cfg.resume and not (len(tags) == 1 and str(next(iter(tags))).startswith(f"{self.run_id}:")):
+            # Fresh (`oof run --fresh`) ignores what earlier runs stored, not what this run stored: an
+            # ingest the supervisor runs again after a crash resumes from its own run's last barrier.
+            # Starting over instead resumed a live source at the cursors that barrier stored with every
+            # wallet's state forgotten, and added the candle partials stored so far a second time.
+            return self.fresh()
         if not rows:
             others = [layout for layout in await self.sink.checkpoint_layouts.remote()
                       if layout != (cfg.shard_count, cfg.price_shards)]
             if others:  # starting empty would resume the live cursors with every position forgotten
                 raise LayoutChanged.of(others, cfg.shard_count, cfg.price_shards)
             return self.fresh()
-        tags = {tag for _, _, tag in rows.values()}
         if len(rows) != len(self.keys) or len(tags) != 1:
             log.warning("checkpoint_incomplete", found=len(rows), expected=len(self.keys), tags=sorted(map(str, tags)))
             return self.fresh()

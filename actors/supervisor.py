@@ -7,8 +7,9 @@ Graph (names as the Ray dashboard shows them):
 
 Every actor restarts on a crash (`max_restarts`). A price or shard restart is recovered by
 the ingest (restore the last checkpoint, replay). An ingest restart is recovered here:
-`run` is called again and resumes from the stored checkpoint (with a database) or starts
-over (in memory: the sink's upserts make a rerun harmless). `status()` reports per actor:
+`run` is called again with the same run id and resumes from the stored checkpoint (with a
+database; with `resume` off, from this run's own) or starts over (in memory: the sink's
+upserts make a rerun harmless). `status()` reports per actor:
 alive, restarts (a new incarnation id), last slot; plus the ingest's queue depths, lag and
 checkpoint age.
 """
@@ -105,9 +106,10 @@ class Supervisor:
         return await self.sink.take_recent.remote()
 
     async def _run(self, spec: SourceSpec) -> dict[str, Any]:
+        run_id = uuid.uuid4().hex[:12]  # one per start: a rerun after a crash resumes this run's checkpoints
         for attempt in range(_MAX_INGEST_RESTARTS + 1):
             try:
-                return await self.ingest.run.remote(spec)
+                return await self.ingest.run.remote(spec, run_id)
             except RayActorError as exc:  # the ingest process died; Ray restarts it
                 log.warning("ingest_restarting", attempt=attempt + 1, error=type(exc).__name__)
                 await self._poll()
