@@ -8,7 +8,8 @@ Fixtures, cheapest first (Ray start-up is seconds, so nothing here is ever per t
 - `e2e_dsn` — a migrated throwaway database (the integration `database_factory`).
 - `api_server` — the API deployed with `configs/serve.yaml` (same data plane as production)
   on a free port on 127.0.0.1, with **two replicas** sharing Redis, user auth against a test
-  RSA key whose JWKS is served over HTTPS by this process, and HMAC service auth.
+  RSA key whose JWKS is served over HTTPS by this process, and HMAC service auth (service
+  `e2e` with two live secrets, as during a rotation).
   `api_server.user_headers(sub)` and `.service_request(method, path)` sign requests.
 
 `OOF_E2E_DATA_PLANE=default` runs the same suite on Serve's Python proxy instead of the shipped
@@ -16,7 +17,8 @@ HAProxy data plane (RAY_NOTES: test both).
 
 Rules for tests sharing `api_server`: use your own user ids (`unique_user()`): the `user`
 rate limit is deliberately small (`USER_LIMIT` per hour, no burst) so the 429 test is cheap,
-and counts persist in Redis. Anonymous requests share the `public` policy (one client IP).
+and counts persist in Redis. Anonymous requests and refused credentials share the `public`
+policy (one client IP), raised here so the attack lists of test_auth_on_serve.py fit.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ USER_LIMIT = 30
 USER_WINDOW_S = 3600  # one request back per 2 min: nothing refills while a test runs
 SERVICE_ID = "e2e"
 SERVICE_SECRET = secrets.token_hex(16)
+SERVICE_SECRET_NEXT = secrets.token_hex(16)  # the second live secret of a rotation
 _NONCES = itertools.count()
 
 
@@ -105,14 +108,20 @@ class ApiServer:
     dsn: str
     key: RsaTestKey
     jwks: TlsJwksServer
+    env: dict[str, str]  # the replicas' environment: another app on this Serve starts from it
 
     def user_headers(self, sub: str, **claims: Any) -> dict[str, str]:
         return {"authorization": f"Bearer {sign_token(dynamic_claims(sub=sub, **claims), self.key)}"}
 
-    def service_request(self, method: str, path: str, body: bytes = b"") -> tuple[str, dict[str, str]]:
-        """(path with a unique `_n`, headers): service tokens are single use, so identical requests differ."""
+    def service_request(
+        self, method: str, path: str, body: bytes = b"", *, secret: str = SERVICE_SECRET, ts: int | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """(path with a unique `_n`, headers): service tokens are single use, so identical requests differ.
+
+        `secret`: either live one (rotation); `ts`: the token's time instead of now (stale tokens).
+        """
         path = f"{path}{'&' if '?' in path else '?'}_n={next(_NONCES)}"
-        token = service_authorization(SERVICE_ID, SERVICE_SECRET, method, path, body, int(time.time()))
+        token = service_authorization(SERVICE_ID, secret, method, path, body, int(time.time()) if ts is None else ts)
         return path, {"authorization": token}
 
 
@@ -124,7 +133,8 @@ def replica_env(dsn: str, jwks: TlsJwksServer) -> dict[str, str]:
         "REDIS_URL": REDIS_URL,
         "DYNAMIC_ENVIRONMENT_ID": TEST_ENVIRONMENT_ID,
         "OOF_AUTH__JWKS_URL": jwks.url,
-        "OOF_AUTH__SERVICE_SECRETS": orjson.dumps({SERVICE_ID: [SERVICE_SECRET]}).decode(),
+        "OOF_AUTH__SERVICE_SECRETS": orjson.dumps({SERVICE_ID: [SERVICE_SECRET, SERVICE_SECRET_NEXT]}).decode(),
+        "OOF_RATE_LIMITS__POLICIES__PUBLIC__LIMIT": "10000",
         "OOF_RATE_LIMITS__POLICIES__USER__LIMIT": str(USER_LIMIT),
         "OOF_RATE_LIMITS__POLICIES__USER__BURST": "0",
         "OOF_RATE_LIMITS__POLICIES__USER__WINDOW_S": str(USER_WINDOW_S),
@@ -150,6 +160,7 @@ def _controller_env() -> dict[str, str] | None:
 def api_server(ray_cluster: None, e2e_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     key = make_rsa_key("e2e-key")
     with TlsJwksServer(jwks_document(key), Path(tmp_path_factory.mktemp("jwks"))) as jwks:
+        env = replica_env(e2e_dsn, jwks)
         with ray_keeps_its_hands_off_logging():
             base_url = serve_app.run(
                 serve_app.load_serve_config(),
@@ -157,11 +168,11 @@ def api_server(ray_cluster: None, e2e_dsn: str, tmp_path_factory: pytest.TempPat
                 http_port=_free_port(),
                 overrides={
                     "num_replicas": 2,
-                    "ray_actor_options": {"runtime_env": {"env_vars": replica_env(e2e_dsn, jwks)}},
+                    "ray_actor_options": {"runtime_env": {"env_vars": env}},
                 },
                 controller_env=_controller_env(),
             )
-        yield ApiServer(base_url=base_url, dsn=e2e_dsn, key=key, jwks=jwks)
+        yield ApiServer(base_url=base_url, dsn=e2e_dsn, key=key, jwks=jwks, env=env)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -33,6 +33,7 @@ from deployments.compose import rate_classifier
 from deployments.middleware import AUTH_SCOPE_KEY, AuthOutcome
 from deployments.ratelimit import RateLimitMiddleware
 from deployments.ratelimit.limiter import RateLimiter
+from tests.tcp_proxy import TcpProxy
 
 REDIS_URL = os.environ.get("OOF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -45,56 +46,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class TcpProxy:
-    """A localhost TCP relay to Redis that the test can cut and restore on the same port."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-        for writer in list(self._writers):
-            writer.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for writer in list(self._writers):
-            try:
-                await writer.wait_closed()
-            except OSError:
-                pass
-        self._writers.clear()
-
-    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        self._writers.update((client_writer, upstream_writer))
-        for source, sink in ((client_reader, upstream_writer), (upstream_reader, client_writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            sink.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -228,6 +179,7 @@ async def test_outage_and_recovery_through_a_proxy(clients: ClientFactory, prefi
         assert [entry["event"] for entry in recovery] == ["ratelimit.redis_recovered"]
     finally:
         await proxy.stop()
+
 
 # --- a route class from settings, through the API's classifier and middleware ----------------------
 
