@@ -5,9 +5,9 @@ every call pays: the default `rate_limits.routes` maps `POST /v1/analyze` to tha
 counted per user (`key: user`) by the rate-limit middleware before this route runs. Every wallet
 must be linked to the caller (403 otherwise); a user with too many jobs queued or running gets
 a 409 `analyze-quota-exceeded`. The answer is a
-202 with the job id and its `self` link; `oof:analyze` (`actors.analyze`, started by `oof run`)
-lists each wallet's newest `limit` transactions, runs them through its own actor lane and
-reports progress there (`phase` listing → detecting → done | failed, counts, moments by
+202 with the job id and its `self` link; `oof:analyze` (`actors.analyze`, kept by the API's
+replicas or started by `oof run`: `deployments.analyze_runner`) lists each wallet's newest
+`limit` transactions, runs them through its own actor lane and reports progress there (`phase` listing → detecting → done | failed, counts, moments by
 kind). Another user's job answers 404, exactly like a missing one.
 """
 

@@ -45,7 +45,9 @@ async def _api_keeping_a_runner(api_server: ApiServer, dsn: str, namespace: str,
                                 env: Mapping[str, str] | None = None) -> AsyncIterator[str]:
     """The API as its own app over `dsn`, keeping a runner in `namespace`; deleted on the way out."""
     env = {**replica_env(dsn, api_server.jwks), "OOF_ANALYZE__ENABLED": "true", "OOF_ANALYZE__RAY_NAMESPACE": namespace,
-           "OOF_ANALYZE__POLL_S": "0.2", "OOF_ANALYZE__HEARTBEAT_S": "0.5", **(env or {})}
+           "OOF_ANALYZE__POLL_S": "0.2", "OOF_ANALYZE__HEARTBEAT_S": "0.5",
+           "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",  # deleted in seconds, not 30 (docs/SERVE.md)
+           **(env or {})}
     url = urlsplit(api_server.base_url)
     overrides = {"num_replicas": replicas,  # 0.1 CPU each: the shared API's replicas and a job's lane fit beside
                  "ray_actor_options": {"num_cpus": 0.1, "runtime_env": {"env_vars": env}}}
