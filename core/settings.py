@@ -43,7 +43,7 @@ from core.thresholds import Thresholds
 
 __all__ = [
     "DatabaseSettings", "RedisSettings", "SolanaSettings", "AuthSettings", "RateLimitPolicy",
-    "RateLimitSettings", "JupiterSettings", "PipelineSettings", "AnalyzeSettings", "ApiSettings",
+    "RateLimitSettings", "JupiterSettings", "PipelineSettings", "AnalyzeSettings", "ApiSettings", "CardsSettings",
     "LogSettings", "Settings", "DEFAULT_POLICIES", "DEFAULT_ROUTES", "CALLER_POLICIES", "KEY_COUNTS", "RateLimitKey",
     "RoutePattern", "parse_route_pattern", "ENV_PREFIX", "ENV_NESTED_DELIMITER", "ENV_ALIASES",
     "CONFIG_FILE_VAR", "DEFAULT_CONFIG_FILE", "DEFAULT_REPLAY_FILE", "load_settings", "default_config_files",
@@ -267,6 +267,37 @@ class AnalyzeSettings(BaseModel):
     start_timeout_s: float = Field(60.0, gt=0, description="a lane whose actors are not all up by then fails the job")
 
 
+class CardsSettings(BaseModel):
+    """Where rendered moment cards are kept: a local directory, or an S3(-compatible) bucket."""
+
+    model_config = _section()
+
+    store: Literal["local", "s3"] = Field("local", description="object store of rendered cards")
+    local_dir: Path = Field(Path("var/cards"), description="directory of the local store (relative: to the project)")
+    s3_bucket: str | None = Field(None, min_length=3, description="bucket of the s3 store")
+    s3_prefix: str = Field("", description="key prefix inside the bucket")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (unset: AWS)")
+    s3_region: str | None = Field(None, description="bucket region")
+    s3_access_key_id: SecretStr | None = Field(None, description="unset: boto3's own credential chain")
+    s3_secret_access_key: SecretStr | None = Field(None, description="unset: boto3's own credential chain")
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value, ("http", "https"))
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> Self:
+        if self.store == "s3" and not self.s3_bucket:
+            raise ValueError("cards.store is s3 but cards.s3_bucket is not set")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("set both cards.s3_access_key_id and cards.s3_secret_access_key, or neither")
+        return self
+
+    def local_path(self, root: Path) -> Path:
+        return self.local_dir if self.local_dir.is_absolute() else root / self.local_dir
+
+
 class ApiSettings(BaseModel):
     model_config = _section()
 
@@ -304,6 +335,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings, description="streaming pipeline sizing")
     analyze: AnalyzeSettings = Field(default_factory=AnalyzeSettings, description="analyze job runner")
     api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API")
+    cards: CardsSettings = Field(default_factory=CardsSettings, description="rendered moment cards")
     log: LogSettings = Field(default_factory=LogSettings, description="logging")
 
     @classmethod

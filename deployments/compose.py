@@ -7,6 +7,7 @@
   limiter, cache, JWKS cache, HMAC nonces) falls back to process memory;
 - `JwksCache` + `DynamicJwtAuth` when `auth.dynamic_environment_id` is set (pre-warmed,
   best effort), `HmacServiceAuth` when `auth.service_secrets` has entries;
+- the cards' object store (`cards` settings: a local directory or S3);
 - the `RateLimiter`, the two-layer `Cache`, the `ApiMetrics` registry and the health checks;
 - a Jupiter Price v3 client when `jupiter.enabled` (`GET /v1/prices`).
 
@@ -45,6 +46,7 @@ from core.settings import RateLimitSettings, RedisSettings, Settings
 from deployments.active_users import ActiveUsers
 from deployments.auth import DynamicJwtAuth, HmacServiceAuth, JwksCache
 from deployments.cache import Cache
+from deployments.cards.store import LocalFileStore, ObjectStore, store_from_settings
 from deployments.health import (
     HealthChecker,
     RunnerState,
@@ -115,6 +117,7 @@ class Deps:
     health: HealthChecker
     http: httpx.AsyncClient
     analyze_runner: RunnerState = field(default_factory=RunnerState)  # set by whoever keeps the runner
+    cards_store: ObjectStore | None = None  # rendered cards (`cards` settings); always set by `build_deps`
     jupiter: JupiterClient | None = None  # Price v3 for `GET /v1/prices`, when `jupiter.enabled`
     active_users: ActiveUsers = field(default_factory=lambda: ActiveUsers(None))  # `oof_active_users`
 
@@ -195,13 +198,14 @@ async def _wire(
     cache = Cache(redis, key_prefix=f"{namespace}cache:", on_event=metrics.cache_event)
     http = httpx.AsyncClient(timeout=2.0, follow_redirects=False)
     runner = RunnerState()
+    cards_store = LocalFileStore(cards_dir) if cards_dir else store_from_settings(settings.cards, project_root())
     health = HealthChecker([
         database_check(pool),
         redis_check(redis, limiter, cache),
         jwks_check(jwks),
         solana_rpc_check(http, settings.solana.rpc_http_url),
         jupiter_check(http, settings.jupiter),
-        storage_check(cards_dir or project_root() / "var" / "cards"),
+        storage_check(cards_store),
         pipeline_check(pool, stale_after_s=10 * settings.pipeline.checkpoint_interval_s),
         analyze_check(pool, stale_after_s=settings.analyze.stale_after_s, runner=runner),
     ])
@@ -213,7 +217,7 @@ async def _wire(
         settings=settings, instance=instance, pool=pool,
         pool_metrics=PoolMetrics(pool, acquire_timeout_s=settings.database.acquire_timeout_s, name="api"),
         redis=redis, jwks=jwks, user_auth=user_auth, service_auth=service_auth, limiter=limiter,
-        cache=cache, metrics=metrics, health=health, http=http, analyze_runner=runner,
+        cache=cache, metrics=metrics, health=health, http=http, analyze_runner=runner, cards_store=cards_store,
         jupiter=JupiterClient.from_settings(settings.jupiter, max_attempts=2) if settings.jupiter.enabled else None,
         active_users=ActiveUsers(redis, key_prefix=f"{namespace}active-users:", on_error=metrics.active_users_error),
     )

@@ -16,13 +16,11 @@ still carry no secrets: errors are reduced to their type and client-safe message
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
@@ -34,6 +32,7 @@ from core.errors import OofError
 from core.settings import JupiterSettings
 from deployments.auth import JwksCache
 from deployments.cache import Cache
+from deployments.cards.store import ObjectStore
 from deployments.ratelimit import RateLimiter
 from streams.storage import health_check, pool_liveness
 
@@ -190,27 +189,26 @@ def jupiter_check(http: httpx.AsyncClient, jupiter: JupiterSettings, *, timeout_
     return Check("jupiter", False, timeout_s, probe)
 
 
-def _write_probe(directory: Path) -> dict[str, Any]:
-    directory.mkdir(parents=True, exist_ok=True)
-    probe = directory / f".health-{secrets.token_hex(6)}"
+async def _store_probe(store: ObjectStore) -> dict[str, Any]:
+    key = f"health/probe-{secrets.token_hex(6)}"
     payload = secrets.token_bytes(32)
     try:
-        with probe.open("wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if probe.read_bytes() != payload:
+        await store.put(key, payload)
+        if await store.get(key) != payload:
             raise OSError("read back differs from what was written")
     finally:
-        probe.unlink(missing_ok=True)
-    return {"path": str(directory), "free_bytes": shutil.disk_usage(directory).free}
+        await store.delete(key)
+    detail = store.describe()
+    if detail.get("store") == "local":
+        detail["free_bytes"] = shutil.disk_usage(detail["path"]).free
+    return detail
 
 
-def storage_check(directory: Path, *, timeout_s: float = 1.0) -> Check:
-    """The cards directory accepts a write (create, fsync, read back, delete) — a real check."""
+def storage_check(store: ObjectStore, *, timeout_s: float = 2.0) -> Check:
+    """The cards' object store takes a write, gives it back and deletes it — a real check, local or S3."""
 
     async def probe() -> CheckResult:
-        return CheckResult("ok", await asyncio.to_thread(_write_probe, directory))
+        return CheckResult("ok", await _store_probe(store))
 
     return Check("storage", False, timeout_s, probe)
 

@@ -15,7 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["LocalFileStore", "ObjectStore", "S3Store", "check_key"]
+from core.errors import ConfigError, ConfigProblem
+from core.settings import CardsSettings
+
+__all__ = ["LocalFileStore", "ObjectStore", "S3Store", "check_key", "store_from_settings"]
 
 _KEY = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 
@@ -36,6 +39,14 @@ class ObjectStore(Protocol):
     async def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
 
     async def exists(self, key: str) -> bool: ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the object (no error when there is none)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Where it stores, for health reports (no secrets)."""
+        ...
 
 
 class LocalFileStore:
@@ -77,6 +88,12 @@ class LocalFileStore:
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {"store": "local", "path": str(self.root)}
 
 
 class S3Store:
@@ -153,3 +170,26 @@ class S3Store:
             return True
 
         return await asyncio.to_thread(head)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=self._key(key))
+
+    def describe(self) -> dict[str, Any]:
+        return {"store": "s3", "bucket": self.bucket, "prefix": self.prefix,
+                "endpoint": self._client.meta.endpoint_url}
+
+
+def store_from_settings(cards: CardsSettings, root: Path) -> ObjectStore:
+    """The configured store; `s3` without boto3 is a configuration error that names the fix."""
+    if cards.store == "local":
+        return LocalFileStore(cards.local_path(root))
+    try:
+        import boto3  # noqa: F401 - only checking it is there
+    except ImportError:
+        raise ConfigError([ConfigProblem("cards.store", "is s3, which needs boto3: pip install 'oof[s3]'")]) from None
+    secret = cards.s3_secret_access_key
+    return S3Store.connect(
+        cards.s3_bucket or "", prefix=cards.s3_prefix, endpoint_url=cards.s3_endpoint_url, region=cards.s3_region,
+        access_key_id=cards.s3_access_key_id.get_secret_value() if cards.s3_access_key_id else None,
+        secret_access_key=secret.get_secret_value() if secret else None,
+    )

@@ -34,10 +34,10 @@ CACHE_FINAL = "private, max-age=86400"  # a final one only changes if a replay c
 
 
 def get_card_service(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> CardService:
-    """The app's card service over `var/cards`, made on first use (tests preset `app.state.card_service`)."""
+    """The app's card service over the configured store, made on first use (tests may preset `app.state.card_service`)."""
     cards: CardService | None = getattr(request.app.state, "card_service", None)
     if cards is None:
-        store = LocalFileStore(project_root() / "var" / "cards")
+        store = deps.cards_store or LocalFileStore(deps.settings.cards.local_path(project_root()))
         cards = request.app.state.card_service = CardService(NamedConnections(deps, "card_candles"), store)
     return cards
 
