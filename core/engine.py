@@ -32,11 +32,9 @@ For each slot S with block time T, in this order:
 1. *Price side* (`PriceBook`, state keyed by mint, so it can be split over price actors by
    mint): `advance(S, T)`, then `apply_slot(S, T, trades)` with **all** trades of the slot
    (tracked or not) → `SlotPricing`: per mint the slot's `SlotTicks` (ticks, high, low,
-   close) and the USD price of each trade that came without one. Cross-mint inputs:
-   SOL/USD (SOL-quoted trades, pass 2) and the other side's price (token→token swaps,
-   pass 3) — with several price actors a slot is priced in two phases: the actor owning
-   SOL publishes the slot's SOL close after pass 1, and after pass 2 the actors exchange
-   the closes of the mints the slot's swaps touch (see `core.oracle`).
+   close) and the USD price of each trade that came without one. Cross-mint inputs —
+   SOL/USD (pass 2) and the other side's price (token→token, pass 3) — are why every
+   pipeline price actor prices the whole slot and owns only its mints' outputs.
    `advance(S, T)` also answers the BAD_ROUTE `RefRequest`s whose window `t ± ref_window`
    the watermark has now passed (`RefAnswer`, routed back by `reply_to` = shard id).
 2. *Shard side* (`ShardState`, wallets routed by `core.routing.shard_for`), each shard:
@@ -48,11 +46,10 @@ For each slot S with block time T, in this order:
    sent to the price side (`PriceBook.request_reference`).
 So per slot a shard receives exactly: the watermark, the SlotTicks of the mints it
 watches, the USD prices of its own unpriced trades, the latest price of newly watched
-mints and the answers to its reference requests — and it acts on watermark S only after the slot-S
-price delivery: its clock never runs ahead of the price data it has been given. A shard
-actor therefore waits for the price actors' slot-S delivery (possibly empty) before
-`advance(S+1, …)`; a price actor answers a request only once its own watermark is past
-the request's window, so answers never depend on which actor was faster.
+mints and the answers to its reference requests, and acts on watermark S only after the
+slot-S price delivery (possibly empty): its clock never runs ahead of its price data. A
+price actor answers a request only once its own watermark is past the request's window,
+so answers never depend on which actor was faster.
 """
 
 from __future__ import annotations
