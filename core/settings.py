@@ -303,6 +303,9 @@ class ApiSettings(BaseModel):
 
     host: str = Field("127.0.0.1", description="interface the HTTP API binds to")
     port: int = Field(8000, ge=1, le=65535, description="port the HTTP API listens on")
+    metrics_token: SecretStr | None = Field(
+        None, min_length=16, description="what a Prometheus scraper sends as `Authorization: OOF-Metrics <token>` "
+        "(/metrics also takes service tokens; unset: services only)")
 
 
 class LogSettings(BaseModel):

@@ -60,6 +60,7 @@ from deployments.health import (
     storage_check,
 )
 from deployments.metrics import ApiMetrics
+from deployments.metrics_share import MetricsShare
 from deployments.middleware import (
     AccessLogMiddleware,
     AuthenticateMiddleware,
@@ -118,6 +119,7 @@ class Deps:
     http: httpx.AsyncClient
     analyze_runner: RunnerState = field(default_factory=RunnerState)  # set by whoever keeps the runner
     cards_store: ObjectStore | None = None  # rendered cards (`cards` settings); always set by `build_deps`
+    metrics_share: MetricsShare | None = None  # every replica's metrics in each /metrics answer (via Redis)
     jupiter: JupiterClient | None = None  # Price v3 for `GET /v1/prices`, when `jupiter.enabled`
     active_users: ActiveUsers = field(default_factory=lambda: ActiveUsers(None))  # `oof_active_users`
 
@@ -133,6 +135,8 @@ class Deps:
         if self.jwks is not None:
             await self.jwks.aclose()
         await self.http.aclose()
+        if self.metrics_share is not None:
+            await self.metrics_share.aclose()
         if self.jupiter is not None:
             await self.jupiter.aclose()
         await self.active_users.aclose()  # its last batch needs Redis
@@ -163,13 +167,14 @@ async def build_deps(
     jwks: JwksCache | None = None,
     namespace: str = "oof:",
     cards_dir: Path | None = None,
+    metrics_group: str = "api",
 ) -> Deps:
     """Wire the API's dependencies from `settings`; `jwks` and `namespace` (Redis key prefix) are for tests."""
     instance = instance or default_instance()
     dsn = await asyncio.to_thread(resolve_dsn, settings.database)  # may start the embedded server: blocking
     pool = await create_pool(settings.database, dsn)
     try:
-        return await _wire(settings, pool, instance, jwks, namespace, cards_dir)
+        return await _wire(settings, pool, instance, jwks, namespace, cards_dir, metrics_group)
     except BaseException:
         await pool.close()
         raise
@@ -177,7 +182,7 @@ async def build_deps(
 
 async def _wire(
     settings: Settings, pool: asyncpg.Pool, instance: str, jwks: JwksCache | None, namespace: str,
-    cards_dir: Path | None,
+    cards_dir: Path | None, metrics_group: str,
 ) -> Deps:
     redis = create_redis(settings.redis)
     metrics = ApiMetrics(instance)
@@ -198,6 +203,8 @@ async def _wire(
     cache = Cache(redis, key_prefix=f"{namespace}cache:", on_event=metrics.cache_event)
     http = httpx.AsyncClient(timeout=2.0, follow_redirects=False)
     runner = RunnerState()
+    share = MetricsShare(redis, instance, metrics.render, key_prefix=f"{namespace}metrics:{metrics_group}:")
+    share.start()
     cards_store = LocalFileStore(cards_dir) if cards_dir else store_from_settings(settings.cards, project_root())
     health = HealthChecker([
         database_check(pool),
@@ -218,6 +225,7 @@ async def _wire(
         pool_metrics=PoolMetrics(pool, acquire_timeout_s=settings.database.acquire_timeout_s, name="api"),
         redis=redis, jwks=jwks, user_auth=user_auth, service_auth=service_auth, limiter=limiter,
         cache=cache, metrics=metrics, health=health, http=http, analyze_runner=runner, cards_store=cards_store,
+        metrics_share=share,
         jupiter=JupiterClient.from_settings(settings.jupiter, max_attempts=2) if settings.jupiter.enabled else None,
         active_users=ActiveUsers(redis, key_prefix=f"{namespace}active-users:", on_error=metrics.active_users_error),
     )

@@ -75,6 +75,14 @@ class BuilderArgs(BaseModel):
     failures_before_unhealthy: int = Field(3, ge=1, description="consecutive failed DB pings before check_health fails")
 
 
+def _app_name() -> str:
+    """Replicas of one Serve application share their metrics (`deployments.metrics_share`); other apps don't."""
+    try:
+        return str(serve.get_replica_context().app_name)
+    except Exception:  # noqa: BLE001 - outside a replica (tests)
+        return "api"
+
+
 def _replica_name() -> str:
     try:
         return serve.get_replica_context().replica_id.unique_id
@@ -100,7 +108,7 @@ class OofApi:
         self._settings = settings
         self._failures_allowed = failures_before_unhealthy
         self._failures = 0
-        self._deps = await build_deps(settings, instance=_replica_name())
+        self._deps = await build_deps(settings, instance=_replica_name(), metrics_group=_app_name())
         self._runner = keep_runner(settings, _replica_name(), self._deps.analyze_runner)
 
     def __serve_build_asgi_app__(self) -> Any:

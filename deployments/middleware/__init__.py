@@ -15,6 +15,7 @@ from deployments.middleware.authenticate import (
     AuthOutcome,
     auth_outcome,
     caller,
+    check_metrics_caller,
     principal_of,
     service_caller,
     user_caller,

@@ -20,6 +20,7 @@ principal once per request, before the app runs; it must be synchronous and chea
 from __future__ import annotations
 
 import time
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,9 +45,12 @@ __all__ = [
     "ANY_CALLER",
     "USERS_ONLY",
     "SERVICES_ONLY",
+    "METRICS_SCHEME",
+    "check_metrics_caller",
 ]
 
 AUTH_SCOPE_KEY = "oof.auth"
+METRICS_SCHEME = "OOF-Metrics"  # Prometheus: `authorization: {type: OOF-Metrics, credentials: <api.metrics_token>}`
 
 log = structlog.get_logger("oof.api")
 
@@ -67,6 +71,12 @@ SECURITY_SCHEMES = {
             "HMAC-SHA256(secret, `service_id.ts.METHOD.path?query.sha256hex(body)`); single use, ±300 s."
         ),
     },
+}
+SECURITY_SCHEMES["metricsToken"] = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "Authorization",
+    "description": "Prometheus scrapers, /metrics only: `Authorization: OOF-Metrics <api.metrics_token>`.",
 }
 ANY_CALLER = {"security": [{"dynamicJwt": []}, {"serviceHmac": []}]}
 USERS_ONLY = {"security": [{"dynamicJwt": []}]}
@@ -143,6 +153,8 @@ class AuthenticateMiddleware:
 
     async def _authenticate(self, header: str, scope: Scope, receive: Receive) -> tuple[AuthOutcome, Receive]:
         scheme = header.strip().partition(" ")[0].lower()
+        if scheme == METRICS_SCHEME.lower():
+            return _ANONYMOUS, receive  # a scraper's token: checked by /metrics alone (`metrics_caller`)
         try:
             if scheme == _BEARER:
                 if self.user_auth is None:
@@ -202,6 +214,20 @@ def _checked(request: Request) -> Principal | None:
     if outcome.error is not None:
         raise outcome.error
     return outcome.principal
+
+
+def check_metrics_caller(request: Request, token: str | None) -> None:
+    """For /metrics: a service, or `Authorization: OOF-Metrics <token>` when `token` is set; else 401/403."""
+    principal = _checked(request)
+    if principal is not None:
+        require_service(principal)  # a user token is a 403
+        return
+    scheme, _, given = (request.headers.get("authorization") or "").strip().partition(" ")
+    if scheme.lower() == METRICS_SCHEME.lower() and token is not None:
+        if hmac.compare_digest(given.strip().encode(), token.encode()):
+            return
+        raise AuthError("wrong metrics token", reason="metrics_token_invalid")
+    raise AuthError("metrics need a service token or the scraper token", reason="token_missing")
 
 
 async def caller(request: Request) -> Principal:

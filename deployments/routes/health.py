@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.responses import Response
@@ -27,7 +27,7 @@ from core.errors import OofError
 from deployments.auth import Principal
 from deployments.compose import Deps, get_deps
 from deployments.metrics import ACTIVE_USERS_TTL_S, MOMENT_STATS_TTL_S, moment_stats_from_rows, moment_stats_query
-from deployments.middleware import SERVICES_ONLY, service_caller
+from deployments.middleware import SERVICES_ONLY, check_metrics_caller, service_caller
 from deployments.problems import problem_responses
 
 __all__ = ["router", "NotReadyError", "Liveness", "HealthReport"]
@@ -109,12 +109,15 @@ async def _moment_stats(deps: Deps) -> dict[str, Any]:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics of the answering replica",
+    summary="Prometheus metrics of every live replica (services, or a scraper with `OOF-Metrics <api.metrics_token>`)",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "metrics"}},
-    openapi_extra={"security": []},
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "metrics"},
+               **problem_responses(401, 403)},
+    openapi_extra={"security": [{"serviceHmac": []}, {"metricsToken": []}]},
 )
-async def metrics(deps: Annotated[Deps, Depends(get_deps)]) -> Response:
+async def metrics(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> Response:
+    token = deps.settings.api.metrics_token
+    check_metrics_caller(request, None if token is None else token.get_secret_value())
     try:
         stats = await deps.cache.get_or_compute(
             "metrics:moment-stats:v1", MOMENT_STATS_TTL_S, lambda: _moment_stats(deps)
@@ -128,4 +131,5 @@ async def metrics(deps: Annotated[Deps, Depends(get_deps)]) -> Response:
         await deps.cache.get_or_compute("metrics:active-users:v1", ACTIVE_USERS_TTL_S, deps.active_users.counts)
     )
     deps.metrics.ratelimit_backend.set(1 if deps.limiter.backend == "memory" else 0)
-    return Response(deps.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    body = await deps.metrics_share.answer() if deps.metrics_share is not None else deps.metrics.render()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

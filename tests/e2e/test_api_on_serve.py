@@ -72,7 +72,7 @@ async def test_the_user_limit_is_shared_by_both_replicas(api_server: ApiServer, 
     # request is a 429, and a 429 from the second replica proves it read the shared budget).
     served: dict[str, float] = {}
     for _ in range(80):
-        served = await _v2_requests_by_replica(http)
+        served = await _v2_requests_by_replica(api_server, http)
         if len(served) == 2:
             break
         statuses.append((await http.get("/v2/moments", headers=headers)).status_code)
@@ -80,16 +80,22 @@ async def test_the_user_limit_is_shared_by_both_replicas(api_server: ApiServer, 
     assert statuses.count(200) == USER_LIMIT  # still one budget after every extra request
 
 
-async def _v2_requests_by_replica(http: httpx.AsyncClient) -> dict[str, float]:
-    """Replica name -> /v2/moments requests it served, merged over a few scrapes (each hits one replica)."""
+async def _v2_requests_by_replica(api_server: ApiServer, http: httpx.AsyncClient) -> dict[str, float]:
+    """Replica name -> /v2/moments requests it served, from one scrape (it holds every live replica)."""
     served: dict[str, float] = {}
-    for _ in range(4):
-        for family in text_string_to_metric_families((await http.get("/metrics")).text):
-            for sample in family.samples:
-                if sample.name == "oof_http_request_duration_seconds_count" and sample.labels["route"] == "/v2/moments":
-                    replica = sample.labels["replica"]
-                    served[replica] = served.get(replica, 0.0) + sample.value
+    for family in text_string_to_metric_families(await _scrape(api_server, http)):
+        for sample in family.samples:
+            if sample.name == "oof_http_request_duration_seconds_count" and sample.labels["route"] == "/v2/moments":
+                replica = sample.labels["replica"]
+                served[replica] = served.get(replica, 0.0) + sample.value
     return served
+
+
+async def _scrape(api_server: ApiServer, http: httpx.AsyncClient) -> str:
+    path, headers = api_server.service_request("GET", "/metrics")
+    response = await http.get(path, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.text
 
 
 async def test_readiness_and_the_detailed_report(api_server: ApiServer, http: httpx.AsyncClient) -> None:
@@ -102,12 +108,20 @@ async def test_readiness_and_the_detailed_report(api_server: ApiServer, http: ht
     assert checks["solana_rpc"] == "down" and detailed["status"] == "degraded"  # nothing listens on :9
 
 
-async def test_metrics_expose_the_request_histogram(http: httpx.AsyncClient) -> None:
+async def test_metrics_expose_every_replica_to_a_scraper_and_no_one_else(
+    api_server: ApiServer, http: httpx.AsyncClient
+) -> None:
     await http.get("/health")
-    for _ in range(10):  # round robin: the next scrape may reach the replica that did not answer /health
-        text = (await http.get("/metrics")).text
-        assert "# TYPE oof_http_request_duration_seconds histogram" in text
-        if re.search(r'oof_http_request_duration_seconds_bucket\{[^}]*route="/health"', text):
+    for _ in range(5):  # each replica publishes on every scrape it answers and every 15 s
+        text = await _scrape(api_server, http)
+        replicas = {m.group(1) for m in re.finditer(r'oof_http_request_duration_seconds_count\{[^}]*replica="([^"]+)"',
+                                                    text)}
+        if re.search(r'oof_http_request_duration_seconds_bucket\{[^}]*route="/health"', text) and len(replicas) == 2:
             break
+        await asyncio.sleep(0.2)
     else:
-        raise AssertionError("no /health latency in the request histogram")
+        raise AssertionError("a scrape should hold both replicas and the /health latency")
+    assert re.search(r"^oof_metrics_replicas(\{[^}]*\})? 2\.0$", text, re.M), text[-2000:]
+    assert "# TYPE oof_http_request_duration_seconds histogram" in text
+    anonymous = await http.get("/metrics")
+    assert anonymous.status_code == 401 and anonymous.headers["content-type"] == "application/problem+json"

@@ -137,7 +137,7 @@ def active_users(text: str) -> dict[str, float]:
 
 
 async def scrape(api: Api) -> dict[str, Any]:
-    response = await api.get("/metrics")
+    response = await api.get("/metrics", service=True)
     assert response.status_code == 200
     return active_users(response.text)
 

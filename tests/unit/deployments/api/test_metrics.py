@@ -19,7 +19,7 @@ async def test_metrics_cover_requests_db_pool_and_business(clean: Api) -> None:
     await clean.deps.cache.invalidate("metrics:moment-stats:v1")
     await clean.get("/v1/moments", service=True)
     await clean.get("/v1/moments")  # 401
-    response = await clean.get("/metrics")
+    response = await clean.get("/metrics", service=True)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     assert {
@@ -28,7 +28,8 @@ async def test_metrics_cover_requests_db_pool_and_business(clean: Api) -> None:
         "oof_active_users", "oof_active_users_source",
     } <= families.keys()
     samples = [s for f in families.values() for s in f.samples]
-    assert all(s.labels.get("replica") == clean.deps.instance for s in samples)
+    assert all(s.labels.get("replica") == clean.deps.instance for s in samples if s.name != "oof_metrics_replicas")
+    assert [s.value for s in samples if s.name == "oof_metrics_replicas"] == [1.0]  # this app runs one "replica"
 
     def value(name: str, **labels: str) -> float:
         return next(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())

@@ -55,7 +55,7 @@ async def test_requests_stopped_by_the_outer_layers_are_still_logged_and_labelle
     async with running_api(settings, signing_key, jwks_server.url) as api:
         await api.get("/v1/moments/s2e_1")  # 401 (public limit spent)
         limited = await api.get("/v1/moments/s2e_1", headers={"x-request-id": "rl-1"})
-        metrics = (await api.get("/metrics")).text
+        metrics = (await api.get("/metrics", service=True)).text
     assert limited.status_code == 429 and limited.headers["x-request-id"] == "rl-1"
     assert limited.json()["request_id"] == "rl-1" and limited.json()["instance"] == "/v1/moments/s2e_1"
     event = next(e for e in log_events if e["event"] == "http.request" and e["request_id"] == "rl-1")

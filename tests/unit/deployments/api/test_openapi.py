@@ -43,8 +43,10 @@ def test_every_route_is_documented_with_its_security(document: dict[str, Any]) -
     paths = document["paths"]
     assert paths["/v1/moments"]["get"]["security"] == [{"dynamicJwt": []}, {"serviceHmac": []}]
     assert paths["/health/detailed"]["get"]["security"] == [{"serviceHmac": []}]
-    for public in ("/health", "/health/ready", "/metrics"):
+    for public in ("/health", "/health/ready"):  # the only public routes (DESIGN: liveness and readiness)
         assert paths[public]["get"]["security"] == []
+    assert paths["/metrics"]["get"]["security"] == [{"serviceHmac": []}, {"metricsToken": []}]
+    assert schemes["metricsToken"]["in"] == "header"
 
 
 def test_errors_are_documented_as_problems(document: dict[str, Any]) -> None:

@@ -80,7 +80,7 @@ async def test_jupiter_prices_beside_the_stream_and_unavailable_when_it_fails(
             body = (await api.get("/v1/prices", params={"mints": other}, service=True)).json()
             assert body["jupiter_status"] == "unavailable" and body["prices"] == [
                 {"mint": other, "stream": None, "jupiter": None}]
-            metrics = (await api.get("/metrics")).text
+            metrics = (await api.get("/metrics", service=True)).text
     for outcome in ("ok", "error"):  # the external-call latency histogram, one call each
         assert re.search(rf'oof_external_call_duration_seconds_count{{outcome="{outcome}",replica="[^"]+",'
                          rf'service="jupiter"}} 1.0', metrics), outcome

@@ -90,7 +90,7 @@ async def test_rate_limited_requests_get_429_with_the_ietf_headers(
         assert response.headers["ratelimit-policy"] == '"user";q=2;w=60'
         assert response.headers["ratelimit"].startswith('"user";r=0;t=')
         assert body["retry_after"] >= 1
-        metrics = (await tight.get("/metrics")).text
+        metrics = (await tight.get("/metrics", service=True)).text
         assert 'oof_rate_limit_rejections_total{policy="user"' in metrics
 
 

@@ -51,7 +51,7 @@ async def test_the_second_call_is_served_from_the_cache(clean: Api) -> None:
     clean.deps.cache.clear_local()  # another replica: served by Redis, still not recomputed
     third = (await clean.get(f"/v1/wallets/{wallet}/summary", service=True)).json()
     assert third == first and clean.deps.cache.stats[("compute", "run")] == computes + 1
-    metrics = (await clean.get("/metrics")).text
+    metrics = (await clean.get("/metrics", service=True)).text
     assert 'oof_cache_events_total{layer="local",outcome="hit"' in metrics
     assert 'oof_cache_events_total{layer="redis",outcome="hit"' in metrics
 
