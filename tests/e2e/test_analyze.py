@@ -25,7 +25,7 @@ from deployments.pipeline import start_analyze_runner
 from streams.codec import tx_account_keys
 from streams.storage import Job, JobStatus, create_job, get_job, list_moments
 from tests.e2e.conftest import ApiServer, unique_user
-from tests.rpcserver import LocalRpcServer
+from streams.localnode import LocalRpcServer
 from tests.scenarios.random_world import random_world
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

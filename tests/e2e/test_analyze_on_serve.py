@@ -31,7 +31,7 @@ from streams.codec import tx_account_keys
 from streams.storage import JobStatus
 from tests.e2e.conftest import ApiServer, ray_keeps_its_hands_off_logging, replica_env, unique_user
 from tests.e2e.test_analyze import _expected, _finished, _link, _stored_moments
-from tests.rpcserver import LocalRpcServer
+from streams.localnode import LocalRpcServer
 from tests.scenarios.random_world import random_world
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

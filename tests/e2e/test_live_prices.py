@@ -19,8 +19,8 @@ from core.settings import JupiterSettings, SolanaSettings
 from deployments.pipeline import start
 from streams.sources import LivePolicy
 from tests.e2e.test_pipeline import _database, _stored
-from tests.rpcserver import LocalRpcServer
-from tests.rpcserver.jupiter import LocalJupiter
+from streams.localnode import LocalRpcServer
+from streams.localnode.jupiter import LocalJupiter
 from tests.scenarios import World
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

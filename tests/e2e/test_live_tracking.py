@@ -18,7 +18,7 @@ from streams.codec import tx_account_keys
 from streams.sources import LivePolicy
 from streams.storage import WalletSource, track_wallets
 from tests.e2e.test_pipeline import _count, _database, _expected, _moments_equal, _stored, _until
-from tests.rpcserver import LocalRpcServer
+from streams.localnode import LocalRpcServer
 from tests.scenarios.random_world import random_world
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

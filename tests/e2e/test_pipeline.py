@@ -28,7 +28,7 @@ from deployments.commands.replay import replay, replay_actors
 from deployments.pipeline import start
 from streams.codec import tx_account_keys
 from streams.sources import LivePolicy
-from tests.rpcserver import LocalRpcServer
+from streams.localnode import LocalRpcServer
 from tests.scenarios.random_world import random_world
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

@@ -32,7 +32,7 @@ from streams.codec import tx_account_keys
 from streams.sources import LivePolicy
 from tests.e2e.test_pipeline import (TOKEN_PROGRAM, _count, _database, _final, _moments_equal, _namespace, _stored,
                                      _until)
-from tests.rpcserver import LocalRpcServer
+from streams.localnode import LocalRpcServer
 from tests.scenarios.random_world import random_world
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

@@ -23,7 +23,7 @@ from ray import serve
 
 from deployments import serve_app
 from tests.e2e.conftest import REDIS_URL, ApiServer, ray_keeps_its_hands_off_logging, unique_user
-from tests.rpcserver import LocalRpcServer
+from streams.localnode import LocalRpcServer
 from tests.tcp_proxy import TcpProxy
 
 APP, PREFIX = "oof-api-redis-outage", "/redis-outage"

@@ -10,7 +10,7 @@ from actors.analyze_job import history_items
 from streams.backfill import wallet_history
 from streams.codec import tx_account_keys
 from streams.rpc import RpcClient
-from tests.rpcserver import LocalRpcServer
+from streams.localnode import LocalRpcServer
 from tests.scenarios.random_world import random_world
 
 

@@ -20,7 +20,7 @@ from core.codec import moment_to_dict
 from core.engine import Engine
 from streams.codec import tx_account_keys
 from streams.storage import list_moments, start_embedded, stop_embedded
-from tests.rpcserver import LocalRpcServer
+from streams.localnode import LocalRpcServer
 from tests.scenarios.random_world import random_world
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The sources against a local Solana JSON-RPC node (tests/rpcserver) serving mainnet recordings.
+"""The sources against a local Solana JSON-RPC node (streams.localnode) serving mainnet recordings.
 
 Watched: four fee payers of tests/fixtures/mainnet/transactions.jsonl. The node starts with
 the rest of the recording (plus one of theirs, as history that must not be emitted);
@@ -23,7 +23,7 @@ from streams.rpc import RpcClient
 from streams.sources import HeliusSource, LivePolicy, LogsSource, ReplaySource
 from streams.sources._live import LiveSource
 from tests.fixtures import MAINNET
-from tests.rpcserver import LocalRpcServer, load_results
+from streams.localnode import LocalRpcServer, load_results
 from tests.rpcserver.running import Running
 
 RESULTS = load_results(MAINNET / "transactions.jsonl")

@@ -1,10 +1,6 @@
-"""A local Solana JSON-RPC node (HTTP + websocket on 127.0.0.1) serving recorded transactions.
+"""The local Solana JSON-RPC node now lives in the package (`streams.localnode`); re-exported here so
+older imports keep working. `tests.rpcserver.running` (a source run in a test's background) stays."""
 
-Reusable by any test that needs a chain: see `LocalRpcServer` for the control API.
-"""
-
-from tests.rpcserver.ledger import Ledger, StoredTx, load_results
-from tests.rpcserver.methods import Subscription
-from tests.rpcserver.server import LocalRpcServer
+from streams.localnode import Ledger, LocalRpcServer, StoredTx, Subscription, load_results
 
 __all__ = ["LocalRpcServer", "Ledger", "StoredTx", "Subscription", "load_results"]

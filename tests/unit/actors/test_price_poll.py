@@ -9,7 +9,7 @@ from actors.price_poll import PricePoller
 from core.external_prices import ORACLE_WALLET
 from core.mints import SOL_MINT, USDC_MINT, USDT_MINT
 from streams.jupiter import JupiterClient
-from tests.rpcserver.jupiter import LocalJupiter
+from streams.localnode.jupiter import LocalJupiter
 
 FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05, "max_attempts": 2}
 

@@ -12,7 +12,7 @@ from core.mints import SOL_MINT
 from core.settings import JupiterSettings
 from streams.jupiter import JupiterClient, JupiterPrice
 from streams.rpc import RateCap
-from tests.rpcserver.jupiter import LocalJupiter
+from streams.localnode.jupiter import LocalJupiter
 from tests.unit.streams.test_ratecap import FakeClock
 
 FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05}

@@ -1,4 +1,4 @@
-"""`LiveSource.watch`: wallets added to a running source, over a real socket (tests/rpcserver).
+"""`LiveSource.watch`: wallets added to a running source, over a real socket (streams.localnode).
 
 Each transaction of tests/fixtures/mainnet used here concerns exactly one of `W0..W3`, so
 what a source emits shows which of its subscriptions saw it.
@@ -18,7 +18,7 @@ from streams.rpc import RpcClient
 from streams.sources import HeliusSource, LivePolicy, LogsSource, MemoryCursors
 from streams.sources._live import LiveSource
 from tests.fixtures import MAINNET
-from tests.rpcserver import LocalRpcServer, load_results
+from streams.localnode import LocalRpcServer, load_results
 from tests.rpcserver.running import Running
 
 RESULTS = load_results(MAINNET / "transactions.jsonl")

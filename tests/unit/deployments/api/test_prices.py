@@ -10,7 +10,7 @@ import pytest
 
 from deployments.auth.testing import JwksServer, RsaTestKey
 from streams.storage import Candle, upsert_candles
-from tests.rpcserver.jupiter import LocalJupiter
+from streams.localnode.jupiter import LocalJupiter
 from tests.unit.deployments.api.conftest import Api, api_settings, new_wallet, running_api
 
 T0 = 1_750_000_020 - 1_750_000_020 % 60

@@ -1,4 +1,4 @@
-"""`LocalRpcServer`: a Solana JSON-RPC node on 127.0.0.1 for tests, HTTP and websocket on one port.
+"""`LocalRpcServer`: a Solana JSON-RPC node on 127.0.0.1, HTTP and websocket on one port (tests, `oof bench live`).
 
     async with LocalRpcServer(load_results(MAINNET / "transactions.jsonl")) as node:
         rpc = RpcClient(node.http_url); source = HeliusSource(node.ws_url, [wallet], rpc)
@@ -25,8 +25,8 @@ from typing import Any, Self
 import orjson
 from aiohttp import WSMsgType, web
 
-from tests.rpcserver.ledger import Ledger
-from tests.rpcserver.methods import RpcFault, Subscription, call_http, error_reply, parse_subscription
+from streams.localnode.ledger import Ledger
+from streams.localnode.methods import RpcFault, Subscription, call_http, error_reply, parse_subscription
 
 __all__ = ["LocalRpcServer"]
 
@@ -100,9 +100,10 @@ class LocalRpcServer:
 
     # -- control API ---------------------------------------------------------------------
 
-    async def publish(self, result: Mapping[str, Any], *, slot: int | None = None) -> str:
-        """Append a transaction (at `slot`, default one above the head) and notify subscribers."""
-        tx = self.ledger.add(result, slot=slot)
+    async def publish(self, result: Mapping[str, Any], *, slot: int | None = None, copy_result: bool = True) -> str:
+        """Append a transaction (at `slot`, default one above the head) and notify subscribers.
+        `copy_result=False`: the ledger keeps `result` itself (see `Ledger.add`)."""
+        tx = self.ledger.add(result, slot=slot, copy_result=copy_result)
         for client in list(self._clients):
             for sub in list(client.subs.values()):
                 if sub.kind == "slot":

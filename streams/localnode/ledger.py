@@ -1,8 +1,8 @@
-"""The test server's chain: recorded `getTransaction` results indexed by signature and account.
+"""The local node's chain: `getTransaction` results indexed by signature and account.
 
 Order is (slot, insertion): what the node would call newest-first. Published transactions
-are stamped one slot above the head unless given a slot, so a test's publish order is the
-chain's order even though the recordings come from scattered mainnet slots.
+are stamped one slot above the head unless given a slot, so the publish order is the
+chain's order even though recordings come from scattered mainnet slots.
 """
 
 from __future__ import annotations
@@ -78,9 +78,10 @@ class Ledger:
     def __len__(self) -> int:
         return len(self._by_sig)
 
-    def add(self, result: Mapping[str, Any], *, slot: int | None = None) -> StoredTx:
-        """Store a copy of `result` at `slot` (default: one above the head)."""
-        stored = copy.deepcopy(dict(result))
+    def add(self, result: Mapping[str, Any], *, slot: int | None = None, copy_result: bool = True) -> StoredTx:
+        """Store a copy of `result` at `slot` (default: one above the head). `copy_result=False` stores the
+        caller's dict itself (its `slot` set): for a caller that hands it over, e.g. a load generator."""
+        stored = copy.deepcopy(dict(result)) if copy_result or not isinstance(result, dict) else result
         stored["slot"] = slot if isinstance(slot, int) else self.head + 1
         signature = tx_signature(stored)
         if signature in self._by_sig:

@@ -1,4 +1,4 @@
-"""JSON-RPC methods of the test server, as pure functions over a `Ledger`.
+"""JSON-RPC methods of the local node, as pure functions over a `Ledger`.
 
 HTTP: getTransaction, getSignaturesForAddress, getBlockTime, getSlot, getHealth.
 Websocket subscriptions: transactionSubscribe (Helius), logsSubscribe, slotSubscribe, each
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.rpcserver.ledger import Ledger, StoredTx
+from streams.localnode.ledger import Ledger, StoredTx
 
 __all__ = ["RpcFault", "call_http", "Subscription", "parse_subscription", "error_reply", "NOTIFICATION_METHOD"]
 
