@@ -5,13 +5,12 @@ watermark is already past it). So a job runs through a second, small actor graph
 lane: `oof-analyze:supervisor`, `…:ingest`, `…:fetch`, `…:prices-0`, `…:shard-00`,
 `…:sink` (sizes from `analyze` settings) — made on the first job and reused. Every job
 starts it from an empty state and stores no checkpoint (a failed job is simply run
-again); its fetch actor fetches the transactions, its sink upserts transactions, trade
+again). The runner fetches the job's transactions itself, in parts kept as Ray objects
+(`actors.analyze_job`), and with `history_prices.provider` merges the market's prices of
+the time into them (`actors.analyze_market`); the lane's sink upserts transactions, trade
 events and moments into the same tables and NOTIFYs them, so SSE clients see them. Moment
 ids are deterministic and the sink never rolls a newer or final moment back, so a job
 overlapping what live detection found updates rows, never duplicates them.
-
-Known limit: a job's prices come only from the swaps in the fetched transactions (the
-wallets' own), not from the whole market of the time.
 
 The loop starts in the constructor, so a restarted runner (`max_restarts`) goes on by
 itself. Each poll first requeues jobs whose runner died (silent for `stale_after_s`), then
@@ -40,14 +39,14 @@ import structlog
 from ray.exceptions import RayError
 
 from actors.analyze_job import JobRun, LaneFailed, OnStatus
+from actors.analyze_market import MarketPrices
 from actors.config import PipelineConfig, actor_options, setup_logging
 from actors.metrics import pipeline_metrics
 from actors.sources import SourceSpec
 from actors.supervisor import Supervisor
 from core.errors import OofError
-from core.settings import AnalyzeSettings, DatabaseSettings, SolanaSettings
+from core.settings import AnalyzeSettings, DatabaseSettings, HistoryPricesSettings, SolanaSettings
 from streams import storage
-from streams.base import RawTx
 from streams.rpc import RpcClient
 
 __all__ = ["AnalyzeRunner", "Leases", "RayLane", "lane_config"]
@@ -71,11 +70,18 @@ class RayLane:
         self.supervisor: Any = None
         self.up = False  # every actor of the lane answered once
 
-    async def run(self, items: list[RawTx], wallets: Sequence[str], on_status: OnStatus) -> dict[str, Any]:
+    def store(self, items: list[Any]) -> Any:
+        return ray.put(items)
+
+    async def load(self, part: Any) -> list[Any]:
+        return await part  # type: ignore[no-any-return]
+
+    async def run(self, parts: list[Any], wallets: Sequence[str], on_status: OnStatus) -> dict[str, Any]:
         if self.supervisor is None:
             self.supervisor = Supervisor.options(**actor_options(self.config, "supervisor")).remote(
                 self.config, self.solana)
-        spec = SourceSpec("items", items=ray.put(items), tracked=tuple(wallets), fetch_block_times=True)
+        # The items are complete (block times included): the lane fetches nothing.
+        spec = SourceSpec("items", parts=tuple(parts), tracked=tuple(wallets))
         started = time.monotonic()
         try:
             try:
@@ -156,10 +162,12 @@ class Leases:
 @ray.remote
 class AnalyzeRunner:
     def __init__(self, analyze: AnalyzeSettings, database: DatabaseSettings, dsn: str, solana: SolanaSettings,
-                 lane: PipelineConfig, lease_s: float | None = None) -> None:
+                 lane: PipelineConfig, lease_s: float | None = None,
+                 history_prices: HistoryPricesSettings | None = None) -> None:
         setup_logging(lane.log_setup)
         self.analyze, self.database, self.dsn, self.solana = analyze, database, dsn, solana
         self.lane = RayLane(lane, solana, analyze.start_timeout_s)
+        self.market = MarketPrices(history_prices or HistoryPricesSettings(), lane.thresholds)
         self.incarnation = uuid.uuid4().hex[:8]
         self.current: str | None = None
         self.counts = {"done": 0, "failed": 0, "requeued": 0, "abandoned": 0}
@@ -259,7 +267,7 @@ class AnalyzeRunner:
         started, outcome, lane_failed = time.monotonic(), "failed", False
         try:
             run = JobRun(job, pool=self._pool, rpc=self._rpc, lane=self.lane, limit=limit or self.analyze.default_limit,
-                         heartbeat_s=self.analyze.heartbeat_s)
+                         heartbeat_s=self.analyze.heartbeat_s, market=self.market)
             outcome = (await run.run()).value
         except LaneFailed:
             lane_failed = True

@@ -21,6 +21,8 @@ import structlog
 from actors.batching import SignatureWindow
 from actors.metrics import pipeline_metrics
 from actors.sources import ItemsSource, SlotOrderedFile, SourceSpec, fee_payers
+from core.external_prices import is_external
+from core.models import ParsedTransaction
 from core.paths import project_root
 from streams.base import Gap, RawTx
 
@@ -54,7 +56,7 @@ class Feed:
         tracked = None if spec.tracked is None else frozenset(spec.tracked)
         if spec.kind == "items":
             items = await spec.items if isinstance(spec.items, ray.ObjectRef) else spec.items
-            self.source = ItemsSource(items, self.batch_size)
+            self.source = ItemsSource(items or [], self.batch_size, spec.parts)
             return tracked
         if spec.kind == "file" or not spec.live:
             path = Path(spec.path) if spec.kind == "file" else spec.solana.replay_path(project_root())  # type: ignore
@@ -86,14 +88,20 @@ class Feed:
         self.cursors[wallet] = (signature, slot)  # stored with the next checkpoint, never ahead of it
 
     async def complete(self, items: Any) -> list[Any]:
-        """What the engine should be offered from one emitted source batch, in order."""
+        """What the engine should be offered from one emitted source batch, in order.
+
+        Views of outside prices among the items (an analyze job's market prices) are counted
+        apart (`external_prices`): they are not transactions."""
         raws = [i for i in items if isinstance(i, RawTx)]
         others = [i for i in items if not isinstance(i, (RawTx, Gap))]
         for gap in (i for i in items if isinstance(i, Gap)):
             self._gap(gap)
-        if raws or others:
-            self.counts["tx_in"] += len(raws) + len(others)
-            pipeline_metrics().tx_in.inc(len(raws) + len(others), tags={"source": self.spec.name})
+        external = sum(1 for i in others if isinstance(i, ParsedTransaction) and is_external(i.wallet))
+        if external:
+            self.counts["external_prices"] += external
+        if len(raws) + len(others) > external:
+            self.counts["tx_in"] += len(raws) + len(others) - external
+            pipeline_metrics().tx_in.inc(len(raws) + len(others) - external, tags={"source": self.spec.name})
         return [*(await self._results(raws)), *others]
 
     async def _results(self, raws: list[RawTx]) -> list[Any]:

@@ -41,7 +41,7 @@ __all__ = ["IngestActor"]
 
 log = structlog.get_logger("oof.ingest")
 _COUNTS = ("tx_in", "failed", "trades", "duplicates", "fetched", "not_found", "parse_errors", "gaps",
-           "wallets_tracked")
+           "wallets_tracked", "external_prices")
 
 
 @ray.remote

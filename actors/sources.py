@@ -5,7 +5,9 @@
 - `file`: a recording replayed in slot order, as `oof replay` reads it (`SlotOrderedFile`);
 - `items`: an in-memory list of inputs the engine accepts (raw results, ParsedTransactions,
   TradeEvents, or `RawTx` signatures still to fetch) handed over as one Ray object —
-  benchmarks, tests and analyze jobs (`actors.analyze`: a wallet's history, slot-ordered).
+  benchmarks and tests — or as `parts`, Ray objects of consecutive lists read one at a time
+  (analyze jobs, `actors.analyze_job`: a wallet's fetched history with the market's prices,
+  slot-ordered).
 For recordings, every fee payer in the file is tracked (what `oof replay` does) unless
 `tracked` says otherwise; live sources track the configured and stored (linked) wallets.
 """
@@ -38,6 +40,7 @@ class SourceSpec:
     solana: SolanaSettings | None = None
     path: str | None = None
     items: Any = None  # ObjectRef of a list (kind "items")
+    parts: tuple[Any, ...] = ()  # or ObjectRefs of lists, in order, each read when its turn comes (kind "items")
     tracked: tuple[str, ...] | None = None  # None: the kind's default (see the module docstring)
     live_policy: LivePolicy | None = None
     fetch_block_times: bool = False  # fill in missing block times through `oof:fetch` (live does always)
@@ -109,17 +112,25 @@ class SlotOrderedFile:
 
 
 class ItemsSource:
-    """Inputs already in memory (raw results, ParsedTransactions or TradeEvents), in order."""
+    """Inputs already in memory (raw results, ParsedTransactions or TradeEvents), in order; or
+    `parts` (awaitables of such lists, e.g. ObjectRefs), read one at a time, in order."""
 
-    def __init__(self, items: Sequence[Any], batch_size: int) -> None:
-        self.items, self.batch_size = items, batch_size
+    def __init__(self, items: Sequence[Any], batch_size: int, parts: Sequence[Any] = ()) -> None:
+        self.items, self.batch_size, self.parts = items, batch_size, parts
         self.stats = SourceStats()
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
-        for start in range(0, len(self.items), self.batch_size):
+        await self._emit_all(self.items, emit, stop)
+        for part in self.parts:
             if stop.is_set():
                 break
-            batch = self.items[start : start + self.batch_size]
+            await self._emit_all(await part, emit, stop)
+
+    async def _emit_all(self, items: Sequence[Any], emit: Emit, stop: asyncio.Event) -> None:
+        for start in range(0, len(items), self.batch_size):
+            if stop.is_set():
+                break
+            batch = items[start : start + self.batch_size]
             self.stats.received += len(batch)
             await emit(batch)
             self.stats.emitted += len(batch)

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from solders.pubkey import Pubkey
 
 from core._config_sources import env_layer, merge_layers, value_layer, yaml_layer
+from core._history_prices_settings import HistoryPricesSettings
 from core._ratelimit_settings import (
     CALLER_POLICIES,
     DEFAULT_POLICIES,
@@ -42,8 +43,8 @@ from core.errors import ConfigError
 from core.thresholds import Thresholds
 
 __all__ = [
-    "DatabaseSettings", "RedisSettings", "SolanaSettings", "AuthSettings", "RateLimitPolicy",
-    "RateLimitSettings", "JupiterSettings", "PipelineSettings", "AnalyzeSettings", "ApiSettings", "CardsSettings",
+    "DatabaseSettings", "RedisSettings", "SolanaSettings", "AuthSettings", "RateLimitPolicy", "RateLimitSettings",
+    "JupiterSettings", "HistoryPricesSettings", "PipelineSettings", "AnalyzeSettings", "ApiSettings", "CardsSettings",
     "LogSettings", "Settings", "DEFAULT_POLICIES", "DEFAULT_ROUTES", "CALLER_POLICIES", "KEY_COUNTS", "RateLimitKey",
     "RoutePattern", "parse_route_pattern", "ENV_PREFIX", "ENV_NESTED_DELIMITER", "ENV_ALIASES",
     "CONFIG_FILE_VAR", "DEFAULT_CONFIG_FILE", "DEFAULT_REPLAY_FILE", "load_settings", "default_config_files",
@@ -335,6 +336,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings, description="user and service authentication")
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings, description="rate limiting")
     jupiter: JupiterSettings = Field(default_factory=JupiterSettings, description="Jupiter price and quote API")
+    history_prices: HistoryPricesSettings = Field(default_factory=HistoryPricesSettings,
+                                                  description="historical OHLCV for analyze jobs")
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings, description="streaming pipeline sizing")
     analyze: AnalyzeSettings = Field(default_factory=AnalyzeSettings, description="analyze job runner")
     api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API")

@@ -95,7 +95,8 @@ def start_analyze_runner(settings: Settings, config: PipelineConfig, dsn: str, s
     # It mostly waits (on the database, the RPC node, its lane): no CPU of its own is reserved.
     options = {**actor_options(config, "analyze"), "max_task_retries": 0, "num_cpus": 0, **options}
     return AnalyzeRunner.options(**options).remote(settings.analyze, settings.database, dsn, solana or settings.solana,
-                                                   lane_config(config, settings.analyze), lease_s)
+                                                   lane_config(config, settings.analyze), lease_s,
+                                                   settings.history_prices)
 
 
 def open_analyze_runner(settings: Settings, dsn: str, lease_s: float) -> Any:

@@ -7,8 +7,9 @@ must be linked to the caller (403 otherwise); a user with too many jobs queued o
 a 409 `analyze-quota-exceeded`. The answer is a
 202 with the job id and its `self` link; `oof:analyze` (`actors.analyze`, kept by the API's
 replicas or started by `oof run`: `deployments.analyze_runner`) lists each wallet's newest
-`limit` transactions, runs them through its own actor lane and reports progress there (`phase` listing → detecting → done | failed, counts, moments by
-kind). Another user's job answers 404, exactly like a missing one.
+`limit` transactions, fetches them, adds the market's prices of the time (`history_prices`), runs them through
+its own actor lane and reports progress there (`phase` listing → fetching → pricing → detecting → done | failed,
+counts, `market`, moments by kind). Another user's job answers 404, exactly like a missing one.
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ class JobOut(BaseModel):
     status: str = Field(description="queued | running | done | failed")
     wallets: list[str]
     progress: dict[str, Any] = Field(
-        description="what the runner reports: phase (listing | detecting | done | failed), limit, attempts,"
-                    " signatures per wallet, transactions, processed, fetched, not_found, trades, last_slot,"
-                    " moments by kind (once done), heartbeat_at")
+        description="what the runner reports: phase (listing | fetching | pricing | detecting | done | failed),"
+                    " limit, attempts, signatures per wallet, transactions, processed, fetched, not_found, trades,"
+                    " last_slot, market (the market's prices of the time: provider, status off | no_trades | priced"
+                    " | partial | unavailable, error, mints, mints_priced, mints_refused, mints_skipped, candles,"
+                    " prices, malformed, requests), prices_processed, moments by kind (once done), heartbeat_at")
     error: str | None
     created_at: str | None
     updated_at: str | None

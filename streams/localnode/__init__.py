@@ -4,8 +4,9 @@ A real protocol peer, not a mock: the sources speak to it exactly as to a Helius
 validator endpoint (`transactionSubscribe`, `logsSubscribe`, `slotSubscribe`,
 `getTransaction`, `getSignaturesForAddress`, `getBlockTime`, …), so tests, `oof bench live`
 and local experiments run the real live path end to end. See `LocalRpcServer` for the
-control API (`publish`, forced disconnects, injected HTTP failures) and `LocalJupiter`
-(`streams.localnode.jupiter`) for Jupiter's Price v3 endpoint.
+control API (`publish`, forced disconnects, injected HTTP failures), `LocalJupiter`
+(`streams.localnode.jupiter`) for Jupiter's Price v3 endpoint and `LocalBirdeye`
+(`streams.localnode.birdeye`) for Birdeye's historical OHLCV.
 """
 
 from streams.localnode.ledger import Ledger, StoredTx, load_results
