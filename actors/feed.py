@@ -6,12 +6,15 @@ fetches go through `oof:fetch` and whose cursors are read from the database and 
 only with a checkpoint (`cursors`), so a restart never starts past what was checkpointed.
 Completing: drop signatures seen recently, fetch signature-only items and, for live
 sources, fill in block times (Helius notifications carry none, and event time needs them)
-— one `oof:fetch` call each per source batch.
+— one `oof:fetch` call each per source batch, block times only for slots not asked before
+(a slot's time never changes; a live source emits every notification on its own, so
+without that every transaction cost a `getBlockTime` out of the node's request budget).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from streams.base import Gap, RawTx
 __all__ = ["Feed"]
 
 log = structlog.get_logger("oof.ingest")
+_BLOCK_TIMES_KEPT = 4096  # slots (~27 min of mainnet): live input is never older than that
 
 
 class Feed:
@@ -38,6 +42,7 @@ class Feed:
         self.cursors: dict[str, tuple[str, int]] = {}  # live positions not yet checkpointed
         self.source: Any = None
         self._rpc: Any = None
+        self._block_times: dict[int, int] = {}  # slot -> block time, the newest `_BLOCK_TIMES_KEPT` slots asked
 
     @property
     def name(self) -> str:
@@ -120,10 +125,16 @@ class Feed:
             results.append(result)
         if not (self.spec.live or self.spec.fetch_block_times):
             return results  # a recording is replayed as recorded
-        untimed = sorted({r["slot"] for r in results if r.get("blockTime") is None and isinstance(r.get("slot"), int)})
+        known = self._block_times
+        untimed = sorted({r["slot"] for r in results if r.get("blockTime") is None and isinstance(r.get("slot"), int)}
+                         - known.keys())
         if untimed:
             times = await self.fetch.block_times.remote(untimed)
-            results = [r if r.get("blockTime") is not None else {**r, "blockTime": times.get(r.get("slot"))}
+            known.update((slot, t) for slot, t in times.items() if t is not None)  # None: ask again next time
+            for slot in list(itertools.islice(known, max(0, len(known) - _BLOCK_TIMES_KEPT))):
+                del known[slot]
+        if any(r.get("blockTime") is None for r in results):
+            results = [r if r.get("blockTime") is not None else {**r, "blockTime": known.get(r.get("slot"))}
                        for r in results]
         return results
 
