@@ -7,12 +7,14 @@ candle partials of the barrier's interval, atomically — after the moments of e
 up to the barrier (the ingest sends calls one at a time, in order). Every write is keyed
 (signature, (signature, ix), moment id, checkpoint id), so a replay after a crash rewrites
 the same rows. Without a DSN the sink keeps the last state of every moment in memory
-(`oof replay`, benchmarks) — the in-memory twin of the PostgreSQL sink.
+(`oof replay`, benchmarks) — the in-memory twin of the PostgreSQL sink. Once asked for
+(`take_acks`, `oof bench live`), it also records when each write ended: what was written and when.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -30,6 +32,7 @@ from streams import storage
 __all__ = ["SinkActor"]
 
 log = structlog.get_logger("oof.sink")
+Ack = tuple[float, tuple[str, ...], tuple[tuple[str, int], ...]]
 
 
 @ray.remote
@@ -43,6 +46,7 @@ class SinkActor:
         self.recent: deque[Moment] = deque(maxlen=recent)
         self.kinds: Counter[str] = Counter()
         self.written = {"transactions": 0, "moment_upserts": 0, "moments_changed": 0, "checkpoints": 0, "candles": 0}
+        self._acks: list[Ack] | None = None  # None until `take_acks` is first called: no cost by default
 
     async def _conn_pool(self) -> Any:
         if self._pool is None:
@@ -66,6 +70,9 @@ class SinkActor:
         else:
             for moment in moments:
                 self.final[moment.id] = moment
+        if self._acks is not None:
+            self._acks.append((time.time(), tuple(parsed.signature for parsed, _ in rows),
+                               tuple((m.id, m.updated_at) for m in moments)))
         self.written["transactions"] += len(rows)
         self.written["moment_upserts"] += len(moments)
         self.written["moments_changed"] += changed
@@ -76,6 +83,12 @@ class SinkActor:
             metrics.moments.inc(n, tags={"kind": kind})
         self.kinds.update(by_kind)
         return changed
+
+    async def take_acks(self) -> list[Ack]:
+        """The writes that ended since the last call, oldest first: (wall time after the commit — its NOTIFYs
+        are out —, signatures written, (moment id, updated_at) upserted). The first call starts the record."""
+        acks, self._acks = self._acks or [], []
+        return acks
 
     async def checkpoint(self, tag: str, last_slot: int, snapshots: dict[tuple[int, int], bytes],
                          candles: Sequence[Any], cursors: dict[str, tuple[str, int]]) -> bool:

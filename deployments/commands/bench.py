@@ -68,6 +68,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     from deployments.commands import bench_pipeline  # `oof bench pipeline`; its own handler too
 
     bench_pipeline.add_parser(sub.add_parser("pipeline", help="the Ray actor pipeline end to end vs the engine"))
+    from deployments.commands import bench_live  # `oof bench live`; its own handler too
+
+    bench_live.add_parser(sub.add_parser("live", help="live publish → moment latency vs the live source alone"))
 
 
 def run(args: argparse.Namespace) -> int:
