@@ -47,6 +47,7 @@ from actors.supervisor import Supervisor
 from core.errors import OofError
 from core.settings import AnalyzeSettings, DatabaseSettings, HistoryPricesSettings, SolanaSettings
 from streams import storage
+from streams.cancel import cancel_and_wait
 from streams.rpc import RpcClient
 
 __all__ = ["AnalyzeRunner", "Leases", "RayLane", "lane_config"]
@@ -217,8 +218,7 @@ class AnalyzeRunner:
         self._closing = True
         if self._watch is not None and self._watch is not asyncio.current_task():
             self._watch.cancel()
-        self._loop.cancel()
-        await asyncio.gather(self._loop, return_exceptions=True)
+        await cancel_and_wait(self._loop)
         await self.lane.reset()
         if self._rpc is not None:
             await self._rpc.aclose()

@@ -33,6 +33,7 @@ from actors.batching import WatchTracker
 from actors.metrics import pipeline_metrics
 from actors.protocol import StaleGeneration
 from actors.sink_pump import SinkPump
+from streams.cancel import cancel_and_wait
 
 __all__ = ["Planned", "Base", "Conveyor", "PipelineFailed"]
 
@@ -120,9 +121,7 @@ class Conveyor:
         await self.pump.join()
 
     async def close(self) -> None:
-        if self._collector is not None:
-            self._collector.cancel()
-            await asyncio.gather(self._collector, return_exceptions=True)
+        await cancel_and_wait(self._collector)
 
     def _raise_if_failed(self) -> None:
         if self.failed is not None:

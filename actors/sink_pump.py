@@ -15,6 +15,8 @@ from typing import Any
 import structlog
 from ray.exceptions import RayActorError, RayTaskError
 
+from streams.cancel import cancel_and_wait
+
 __all__ = ["SinkPump"]
 
 log = structlog.get_logger("oof.ingest")
@@ -48,8 +50,7 @@ class SinkPump:
             raise self.failed
 
     async def close(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
 
     async def _pump(self) -> None:
         loop = asyncio.get_running_loop()

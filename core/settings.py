@@ -307,6 +307,9 @@ class ApiSettings(BaseModel):
     metrics_token: SecretStr | None = Field(
         None, min_length=16, description="what a Prometheus scraper sends as `Authorization: OOF-Metrics <token>` "
         "(/metrics also takes service tokens; unset: services only)")
+    metrics_share_s: float = Field(
+        5.0, gt=0, le=60, description="how often each replica publishes its metrics for the others' /metrics "
+        "answers (a replica's series in another's answer are at most this old)")
 
 
 class LogSettings(BaseModel):

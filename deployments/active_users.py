@@ -30,7 +30,6 @@ again, the set is replayed into the day keys (nothing is lost) and emptied.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -42,6 +41,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from deployments.auth import Principal
+from streams.cancel import cancel_and_wait
 
 __all__ = ["ActiveUsers", "ActiveUsersCounts", "Source", "WINDOWS", "KEY_TTL_S", "utc_day"]
 
@@ -164,10 +164,7 @@ class ActiveUsers:
     async def aclose(self) -> None:
         """Write what is queued (bounded by the Redis timeout) and stop the flush task."""
         task, self._flush_task = self._flush_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self.flush()
 
     def _today(self) -> str:

@@ -34,6 +34,7 @@ from ray.exceptions import RayActorError
 from actors.config import PipelineConfig, actor_name
 from core.settings import Settings
 from deployments.health import RunnerState
+from streams.cancel import cancel_and_wait
 
 __all__ = ["LEASE_S", "RunnerKeeper", "keep_runner"]
 
@@ -95,9 +96,7 @@ class RunnerKeeper:
 
     async def close(self) -> None:
         """Stop renewing and release the runner (the last holder's release stops a runner the API made)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
         runner, self.runner = self.runner, None
         if runner is None:
             return

@@ -203,7 +203,8 @@ async def _wire(
     cache = Cache(redis, key_prefix=f"{namespace}cache:", on_event=metrics.cache_event)
     http = httpx.AsyncClient(timeout=2.0, follow_redirects=False)
     runner = RunnerState()
-    share = MetricsShare(redis, instance, metrics.render, key_prefix=f"{namespace}metrics:{metrics_group}:")
+    share = MetricsShare(redis, instance, metrics.render, key_prefix=f"{namespace}metrics:{metrics_group}:",
+                         interval_s=settings.api.metrics_share_s, ttl_s=max(60.0, 4 * settings.api.metrics_share_s))
     share.start()
     cards_store = LocalFileStore(cards_dir) if cards_dir else store_from_settings(settings.cards, project_root())
     health = HealthChecker([

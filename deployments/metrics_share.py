@@ -25,6 +25,8 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from streams.cancel import cancel_and_wait
+
 __all__ = ["MetricsShare", "merge_expositions", "OWN_ONLY"]
 
 log = structlog.get_logger("oof.metrics")
@@ -70,10 +72,8 @@ class MetricsShare:
             self._task = asyncio.create_task(self._publish_forever(), name="metrics-share")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if self.redis is not None:
             try:
                 await self.redis.delete(self.key_prefix + self.instance)

@@ -23,6 +23,7 @@ import structlog
 
 from core.errors import DatabaseError
 from deployments.linking import ConnectionSource
+from streams.cancel import cancel_and_wait
 from streams.storage import SequencedMoment, moments_after_seq
 
 __all__ = ["CHANNEL", "MomentBroadcaster", "SseSettings", "Subscription"]
@@ -144,10 +145,7 @@ class MomentBroadcaster:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         for sub in list(self._subscribers):
             sub.close()
         self._subscribers.clear()

@@ -27,6 +27,7 @@ import structlog
 from prometheus_client import Gauge, Histogram
 
 from core.errors import DatabaseError
+from streams.cancel import cancel_and_wait
 from streams.storage._db import DRIVER_ERRORS, Conn, translate_errors
 from streams.storage.rows import json_text
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["create_pool", "register_codecs", "PoolMetrics", "health_check", "Liveness", "pool_liveness"]
 
 log = structlog.get_logger("oof.storage")
+CLOSE_GRACE_S = 10.0  # how long closing waits for borrowed connections before terminating them
 
 _ACQUIRE_WAIT = Histogram(
     "oof_db_pool_acquire_wait_seconds",
@@ -164,10 +166,14 @@ class _LivePool(asyncpg.Pool):  # type: ignore[misc]
 
     async def close(self) -> None:
         pinger, self._pinger = self._pinger, None
-        if pinger is not None:
-            pinger.cancel()
-            await asyncio.gather(pinger, return_exceptions=True)
-        await super().close()
+        await cancel_and_wait(pinger)
+        # asyncpg waits for every borrowed connection to come back; one that never does (a
+        # holder stuck or gone) must not hang a shutdown: after the grace period, terminate.
+        try:
+            await asyncio.wait_for(super().close(), CLOSE_GRACE_S)
+        except TimeoutError:
+            log.warning("db.pool_close_timed_out", grace_s=CLOSE_GRACE_S, in_use=self.get_size() - self.get_idle_size())
+            super().terminate()
 
     def terminate(self) -> None:
         if self._pinger is not None:

@@ -140,6 +140,7 @@ def replica_env(dsn: str, jwks: TlsJwksServer) -> dict[str, str]:
         "OOF_RATE_LIMITS__POLICIES__USER__WINDOW_S": str(USER_WINDOW_S),
         "OOF_SOLANA__RPC_HTTP_URL": "http://127.0.0.1:9/",  # never the real mainnet from a test
         "OOF_ANALYZE__ENABLED": "false",
+        "OOF_API__METRICS_SHARE_S": "0.5",  # a replica's counts reach the other's /metrics within a test's patience
         "SSL_CERT_FILE": str(jwks.ca_file),
         "OOF_CONFIG": "",  # the developer's extra config file must not leak in
     }

@@ -192,3 +192,19 @@ async def test_failed_pings_are_recorded_logged_and_recover(database_factory: Da
     recovered = [e for e in logs if e["event"] == "db.ping_recovered"]
     assert len(recovered) == 1 and recovered[0]["after_failures"] >= 2
     assert sample("oof_db_pool_up", "flaky") == 1 and live.failures == 0
+
+
+async def test_closing_terminates_a_connection_never_given_back(db_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.storage import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "CLOSE_GRACE_S", 0.3)
+    pool = await create_pool(settings(), db_dsn, name="abandoned")
+    held = await pool.acquire()  # its holder is gone: it never comes back
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with capture_logs() as logs:
+        await asyncio.wait_for(pool.close(), 5.0)  # asyncpg alone would wait forever
+    assert 0.3 <= loop.time() - started < 3.0
+    with pytest.raises(asyncpg.InterfaceError):  # its connection was terminated under it
+        await held.fetchval("SELECT 1")
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["db.pool_close_timed_out"]
