@@ -39,6 +39,7 @@ from core.market_history import JobSpan, merge_by_slot, split_by_slots
 from streams import storage
 from streams.backfill import SignaturePager, wallet_history
 from streams.base import RawTx
+from streams.cancel import cancel_and_wait
 
 if TYPE_CHECKING:
     from actors.analyze_market import MarketPrices
@@ -140,8 +141,7 @@ class JobRun:
                 raise  # the runner rebuilds the lane
             return storage.JobStatus.FAILED
         finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            await cancel_and_wait(heartbeat)
 
     async def _list(self) -> dict[str, list[Any]]:
         histories: dict[str, list[Any]] = {}

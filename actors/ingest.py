@@ -36,6 +36,7 @@ from actors.sink_pump import SinkPump
 from actors.sources import SourceSpec
 from actors.tracking import poll_tracked, untracked
 from core.errors import ParseError
+from streams.cancel import cancel_all
 
 __all__ = ["IngestActor"]
 
@@ -128,9 +129,7 @@ class IngestActor:
                 await self._cut(final=True)
             await self.conveyor.drain()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all(tasks)
             await self.conveyor.close()
             await self.pump.close()
             await feed.close()

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
 
-__all__ = ["cancel_and_wait"]
+__all__ = ["cancel_and_wait", "cancel_all"]
 
 log = structlog.get_logger("oof.tasks")
 _RETRY_EVERY_S = 0.05
@@ -48,3 +49,8 @@ async def cancel_and_wait(task: asyncio.Future[Any] | None, *, timeout_s: float 
         with contextlib.suppress(BaseException):
             task.exception()  # retrieved: no "exception was never retrieved" at garbage collection
     return True
+
+
+async def cancel_all(tasks: Iterable[asyncio.Future[Any] | None], *, timeout_s: float = 5.0) -> bool:
+    """`cancel_and_wait` on every task at once; True when all ended in time."""
+    return all(await asyncio.gather(*(cancel_and_wait(t, timeout_s=timeout_s) for t in tasks)))

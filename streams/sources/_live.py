@@ -32,6 +32,7 @@ from websockets.exceptions import WebSocketException
 from core.errors import ExternalServiceError
 from streams.backfill import missing_entries
 from streams.base import Emit, Gap, SourceStats
+from streams.cancel import cancel_all
 from streams.rpc import RpcClient
 from streams.sources._delivery import CursorGet, CursorSet, Delivery, Hit, MemoryCursors
 
@@ -181,10 +182,7 @@ class LiveSource:
         finally:
             failed, self._emit, self._failed = self._failed, None, None  # teardown errors are no failure
             failed.cancel()
-            loops = [*self._loops, stopper]
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+            await cancel_all([*self._loops, stopper])
             if self._own_rpc:
                 await self.rpc.aclose()
 

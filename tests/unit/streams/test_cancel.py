@@ -7,7 +7,7 @@ import random
 
 from redis.asyncio import Redis
 
-from streams.cancel import cancel_and_wait
+from streams.cancel import cancel_all, cancel_and_wait
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -55,6 +55,8 @@ async def test_failures_and_results_are_retrieved_and_none_is_a_no_op() -> None:
     task = asyncio.create_task(fails())
     await asyncio.sleep(0.01)
     assert await cancel_and_wait(task) and await cancel_and_wait(None)
+    sleepers = [asyncio.create_task(asyncio.sleep(3600)) for _ in range(3)]
+    assert await cancel_all([*sleepers, None]) and all(t.cancelled() for t in sleepers)
 
 
 async def test_publish_then_sleep_loops_over_redis_always_stop() -> None:
