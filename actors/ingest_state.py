@@ -19,11 +19,11 @@ import orjson
 import structlog
 
 from actors.assembler import SlotAssembler
-from actors.config import PipelineConfig, checkpoint_id
+from actors.config import INGEST_KEY_BASE, PipelineConfig, checkpoint_id, checkpoint_kind
 from actors.conveyor import Base, Planned
 from actors.sink_pump import SinkPump
 
-__all__ = ["IngestCheckpoints", "LayoutChanged"]
+__all__ = ["IngestCheckpoints", "LayoutChanged", "check_layout", "stored_layouts"]
 
 log = structlog.get_logger("oof.ingest")
 
@@ -39,6 +39,20 @@ class LayoutChanged(RuntimeError):
             f"{price_shards}); re-sharding from checkpoints is not supported: set pipeline.shard_count / "
             f"pipeline.price_shards back, or start from scratch with `oof run --fresh` (wallet state is then "
             f"rebuilt from new transactions only)")
+
+
+async def stored_layouts(conn: Any) -> list[tuple[int, int]]:
+    """(shard count, price actors) of every layout with a stored ingest checkpoint."""
+    rows = await conn.fetch("SELECT DISTINCT shard_count FROM shard_checkpoints WHERE shard_count >= $1",
+                            INGEST_KEY_BASE)
+    return sorted((n, m or 0) for _, _, n, m in (checkpoint_kind(r["shard_count"], 0) for r in rows))
+
+
+def check_layout(stored: list[tuple[int, int]], shard_count: int, price_shards: int) -> None:
+    """LayoutChanged when checkpoints are stored, none of them of this layout: starting empty
+    would resume the live cursors with every wallet's position forgotten."""
+    if stored and (shard_count, price_shards) not in stored:
+        raise LayoutChanged.of(stored, shard_count, price_shards)
 
 
 class IngestCheckpoints:
@@ -70,8 +84,7 @@ class IngestCheckpoints:
         if not rows:
             others = [layout for layout in await self.sink.checkpoint_layouts.remote()
                       if layout != (cfg.shard_count, cfg.price_shards)]
-            if others:  # starting empty would resume the live cursors with every position forgotten
-                raise LayoutChanged.of(others, cfg.shard_count, cfg.price_shards)
+            check_layout(others, cfg.shard_count, cfg.price_shards)
             return self.fresh()
         if len(rows) != len(self.keys) or len(tags) != 1:
             log.warning("checkpoint_incomplete", found=len(rows), expected=len(self.keys), tags=sorted(map(str, tags)))

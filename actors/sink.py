@@ -23,7 +23,8 @@ from typing import Any
 import ray
 import structlog
 
-from actors.config import INGEST_KEY_BASE, checkpoint_kind, setup_logging
+from actors.config import setup_logging
+from actors.ingest_state import stored_layouts
 from actors.metrics import pipeline_metrics
 from core.models import Moment
 from core.settings import DatabaseSettings
@@ -131,9 +132,7 @@ class SinkActor:
             return []
         pool = await self._conn_pool()
         async with pool.acquire() as conn:
-            rows = await conn.fetch("SELECT DISTINCT shard_count FROM shard_checkpoints WHERE shard_count >= $1",
-                                    INGEST_KEY_BASE)
-        return sorted((n, m or 0) for _, _, n, m in (checkpoint_kind(r["shard_count"], 0) for r in rows))
+            return await stored_layouts(conn)
 
     async def cursor(self, wallet: str) -> str | None:
         if self.dsn is None:

@@ -47,12 +47,16 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_or_exit(extra_files=args.config)
     configure_logging(settings.log)
+    from actors.ingest_state import LayoutChanged
     from core.errors import DatabaseError
 
     try:
-        dsn = asyncio.run(_database(settings))
+        dsn = asyncio.run(_database(settings, check_layout=not args.fresh))
     except DatabaseError as exc:
         print(f"oof run: {exc.detail}", file=sys.stderr)
+        return 1
+    except LayoutChanged as exc:  # before Ray starts: said in a second, not after the cluster's start-up
+        print(f"oof run: the pipeline failed: LayoutChanged: {exc}", file=sys.stderr)
         return 1
     solana = settings.solana
     if args.replay is not None:
@@ -60,13 +64,19 @@ def run(args: argparse.Namespace) -> int:
     return _serve(settings, solana, dsn, args)
 
 
-async def _database(settings: Any) -> str:
+async def _database(settings: Any, *, check_layout: bool) -> str:
+    """The migrated database's DSN; LayoutChanged if its checkpoints are of another layout."""
+    from actors import ingest_state
     from streams.storage import apply_migrations, create_pool, resolve_dsn
 
     dsn = await asyncio.to_thread(resolve_dsn, settings.database)
     pool = await create_pool(settings.database, dsn)
     try:
         await apply_migrations(pool)
+        if check_layout:
+            async with pool.acquire() as conn:
+                stored = await ingest_state.stored_layouts(conn)
+            ingest_state.check_layout(stored, settings.pipeline.shard_count, settings.pipeline.price_shards)
     finally:
         await pool.close()
     return dsn

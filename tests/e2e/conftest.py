@@ -1,4 +1,7 @@
-"""One Ray instance and one deployed API for the whole e2e session, shared by every e2e test file.
+"""One Ray instance and one deployed API for all of tests/e2e, shared by every e2e test file.
+
+Package-scoped: Ray and Serve stop when the last e2e test is done, so the rest of the suite
+(the `oof run` tests start Ray clusters of their own) does not share two cores with an idle one.
 
 Fixtures, cheapest first (Ray start-up is seconds, so nothing here is ever per test):
 
@@ -86,7 +89,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster() -> Iterator[None]:
     with ray_keeps_its_hands_off_logging():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="oof-e2e")
@@ -97,7 +100,7 @@ def ray_cluster() -> Iterator[None]:
             ray.shutdown()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def e2e_dsn(database_factory: Any) -> str:  # noqa: F811 - the re-exported fixture
     return await database_factory(migrated=True)
 
@@ -157,7 +160,7 @@ def _controller_env() -> dict[str, str] | None:
     return {k: v for k, v in configured.items() if k not in FAST_DATA_PLANE_VARS}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api_server(ray_cluster: None, e2e_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     key = make_rsa_key("e2e-key")
     with TlsJwksServer(jwks_document(key), Path(tmp_path_factory.mktemp("jwks"))) as jwks:
