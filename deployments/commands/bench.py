@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_parser", "run", "synthetic_events", "baseline", "child_argv", "BATCH"]
@@ -61,6 +62,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--no-pure", action="store_true",
                         help="skip the pure-Python comparison run (a subprocess with OOF_PURE_PYTHON=1)")
     engine.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the comparison run: + a JSON line
+    # the counted run under callgrind: wait for instrumentation before the engine (bench_instructions)
+    engine.add_argument("--instrument-when", type=Path, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
     from deployments.commands import bench_api  # `oof bench api`; its own handler overrides `run`
 
@@ -93,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"build:  {'mypyc-compiled engine' if build == 'compiled' else 'pure-Python engine (' + build + ')'}")
 
     base_s = _best(lambda: baseline(events))
+    if args.instrument_when is not None:
+        from deployments.commands.bench_instructions import wait_for_instrumentation
+
+        wait_for_instrumentation(args.instrument_when)
     times: list[float] = []
     digests: set[str] = set()
     timed_collections = 0
