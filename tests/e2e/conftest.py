@@ -38,12 +38,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import pytest_asyncio
 
 from deployments.auth import service_authorization
-from deployments.auth.testing import TEST_ENVIRONMENT_ID, RsaTestKey, dynamic_claims, jwks_document, make_rsa_key, sign_token
+from deployments.auth.testing import (
+    TEST_ENVIRONMENT_ID,
+    RsaTestKey,
+    dynamic_claims,
+    jwks_document,
+    make_rsa_key,
+    sign_token,
+)
 from tests.e2e.tls_jwks import TlsJwksServer
 from tests.integration.conftest import database_factory  # noqa: F401 - re-exported fixture
 
@@ -81,6 +89,27 @@ with ray_keeps_its_hands_off_logging():
 def unique_user(label: str) -> str:
     """A user id no earlier run used (rate-limit state outlives a run by up to a minute)."""
     return f"{label}-{secrets.token_hex(4)}"
+
+
+class _RetryIdempotent(httpx.AsyncHTTPTransport):
+    """Retry a GET/HEAD once when the server closed a reused connection without answering.
+
+    Serve reloads HAProxy when its targets change, and the old process closes idle keep-alive
+    connections: a request sent on one at that moment gets no response. Clients may retry an
+    idempotent request then (RFC 9112 section 9.3.1), as browsers do."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.RemoteProtocolError:
+            if request.method not in ("GET", "HEAD"):
+                raise
+            return await super().handle_async_request(request)
+
+
+def serve_client(base_url: str, *, timeout: float = 10) -> httpx.AsyncClient:
+    """An HTTP client of the Serve port (see `_RetryIdempotent`)."""
+    return httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=timeout, transport=_RetryIdempotent())
 
 
 def _free_port() -> int:
@@ -185,4 +214,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-__all__ = ["ApiServer", "USER_LIMIT", "USER_WINDOW_S", "replica_env", "unique_user", "ray_keeps_its_hands_off_logging"]
+__all__ = ["serve_client", "ApiServer", "USER_LIMIT", "USER_WINDOW_S", "replica_env", "unique_user", "ray_keeps_its_hands_off_logging"]

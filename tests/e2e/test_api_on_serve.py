@@ -15,12 +15,12 @@ from solders.pubkey import Pubkey
 
 from core.models import Moment, MomentKind, MomentStatus, moment_id
 from streams.storage import upsert_moments
-from tests.e2e.conftest import USER_LIMIT, USER_WINDOW_S, ApiServer, unique_user
+from tests.e2e.conftest import USER_LIMIT, USER_WINDOW_S, ApiServer, serve_client, unique_user
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def http(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_server.base_url, trust_env=False, timeout=10) as client:
+    async with serve_client(api_server.base_url) as client:
         yield client
 
 

@@ -23,7 +23,7 @@ import pytest_asyncio
 from deployments.auth import service_authorization
 from deployments.auth.testing import RsaTestKey, dynamic_claims, make_rsa_key, sign_token
 from tests.auth_attacks import CLAIM_ATTACKS, FORGED_TOKENS, GARBAGE_TOKENS, forged_tokens
-from tests.e2e.conftest import SERVICE_ID, SERVICE_SECRET, SERVICE_SECRET_NEXT, ApiServer, unique_user
+from tests.e2e.conftest import SERVICE_ID, SERVICE_SECRET, SERVICE_SECRET_NEXT, ApiServer, serve_client, unique_user
 
 UNAUTHORIZED = "https://oof.dev/problems/unauthorized"
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "reason", "instance", "request_id"}
@@ -36,7 +36,7 @@ BODY = b'{"probe":"signed"}'
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def http(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_server.base_url, trust_env=False, timeout=10) as client:
+    async with serve_client(api_server.base_url) as client:
         yield client
 
 
