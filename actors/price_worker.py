@@ -23,6 +23,7 @@ shard's views in that slot touch (`PriceInput.wants`).
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -43,7 +44,11 @@ class PriceWorker:
         self.thresholds, self.index = thresholds, index
         self.router = Router(shard_count, price_shards)
         self.book = PriceBook(thresholds)
-        self.candles: dict[tuple[str, int], Candle] = {}  # partials since the last checkpoint
+        # Candles of the minutes still open, cumulative (streams.storage.candles: stored so that
+        # writing them again changes nothing); `touched`: written at the next checkpoint.
+        self.candles: dict[tuple[str, int], Candle] = {}
+        self.touched: set[tuple[str, int]] = set()
+        self.newest_minute = 0
         self.last_slot = -1
 
     def owns(self, mint: str) -> bool:
@@ -79,7 +84,7 @@ class PriceWorker:
             self.last_slot = slot
         candles = snapshot = None
         if inp.checkpoint:
-            candles, self.candles = tuple(self.candles.values()), {}
+            candles = self._flush_candles()
             snapshot = self.snapshot()
         meta = PriceMeta(inp.batch, self.index, self.last_slot, trades_total, ticks_total,
                          time.perf_counter() - started, candles, snapshot)
@@ -103,21 +108,38 @@ class PriceWorker:
                     book.request_reference(RefRequest(dest, key, mint, t, trade.wallet))
 
     def _candle(self, slot_ticks: Any) -> None:
-        # One-tick candles merged by streams.storage's own rule (no price logic here).
+        # One-tick candles added up by streams.storage's own rule (no price logic here).
         for tick in slot_ticks.ticks:
             key = (tick.mint, minute_of(tick.block_time) * 60)
             p = tick.price_usd
             one = Candle(tick.mint, key[1], p, p, p, p, tick.amount, 1, tick.slot, tick.slot)
             have = self.candles.get(key)
             self.candles[key] = one if have is None else have.merged(one)
+            self.touched.add(key)
+            self.newest_minute = max(self.newest_minute, key[1])
+
+    def _flush_candles(self) -> tuple[Candle, ...]:
+        """The candles touched since the last checkpoint; minutes before the previous one are
+        closed (block times wobble by a second or two) and leave memory: a late tick of one
+        starts a new candle, which the store adds to the old one (disjoint slots)."""
+        out = tuple(self.candles[key] for key in sorted(self.touched))
+        self.touched.clear()
+        open_since = self.newest_minute - 60
+        self.candles = {key: c for key, c in self.candles.items() if key[1] >= open_since}
+        return out
 
     # -- checkpoints --------------------------------------------------------------------
     def snapshot(self) -> bytes:
+        # Taken right after `_flush_candles`: the open minutes' candles, all of them stored.
+        candles = [[c.mint, c.minute, str(c.open), str(c.high), str(c.low), str(c.close), str(c.volume), c.ticks,
+                    c.first_slot, c.last_slot] for c in self.candles.values()]
         return orjson.dumps({"format": "oof-prices", "index": self.index, "price_shards": self.router.price_shards,
-                             "last_slot": self.last_slot, "book": self.book.snapshot().decode()})
+                             "last_slot": self.last_slot, "book": self.book.snapshot().decode(),
+                             "candles": candles, "newest_minute": self.newest_minute})
 
     def restore(self, data: bytes | None) -> None:
         self.book, self.candles, self.last_slot = PriceBook(self.thresholds), {}, -1
+        self.touched, self.newest_minute = set(), 0
         if data is None:
             return
         doc = orjson.loads(data)
@@ -126,3 +148,8 @@ class PriceWorker:
             raise ValueError("not a checkpoint of this price actor")
         self.book.restore(doc["book"].encode())
         self.last_slot = doc["last_slot"]
+        # Checkpoints from before candles were kept (no "candles"): the next ones start anew.
+        for mint, minute, o, h, low, c, volume, ticks, first, last in doc.get("candles", ()):
+            self.candles[(mint, minute)] = Candle(mint, minute, Decimal(o), Decimal(h), Decimal(low), Decimal(c),
+                                                  Decimal(volume), ticks, first, last)
+        self.newest_minute = doc.get("newest_minute", 0)

@@ -82,7 +82,7 @@ class PriceMeta(NamedTuple):
     trades: int
     ticks: int
     busy_s: float
-    candles: tuple[Any, ...] | None  # streams.storage.Candle partials since the last checkpoint
+    candles: tuple[Any, ...] | None  # streams.storage.Candle: minutes touched since the last checkpoint
     snapshot: bytes | None  # at checkpoint batches
 
 

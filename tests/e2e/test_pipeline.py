@@ -43,9 +43,15 @@ def _final(moments: Any) -> dict[str, dict[str, Any]]:
     return {m.id: moment_to_dict(m) for m in moments}
 
 
-def _expected(raws: list[dict[str, Any]], tracked: Any) -> dict[str, dict[str, Any]]:
+def _engine(raws: list[dict[str, Any]], tracked: Any) -> tuple[dict[str, dict[str, Any]], int]:
+    """The in-process engine's final moments and its price tick count."""
     engine = Engine(tracked=tracked)
-    return _final([*engine.process_batch(raws), *engine.flush()])
+    moments = _final([*engine.process_batch(raws), *engine.flush()])
+    return moments, engine.stats.ticks
+
+
+def _expected(raws: list[dict[str, Any]], tracked: Any) -> dict[str, dict[str, Any]]:
+    return _engine(raws, tracked)[0]
 
 
 async def _database(factory: Any) -> str:
@@ -65,6 +71,16 @@ async def _stored(dsn: str) -> tuple[dict[str, int], dict[str, dict[str, Any]], 
     finally:
         await conn.close()
     return counts, moments, signatures
+
+
+async def _candles(dsn: str) -> list[tuple[Any, ...]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [tuple(r) for r in await conn.fetch(
+            "SELECT mint, minute, open, high, low, close, volume, ticks, first_slot, last_slot FROM price_candles"
+            " ORDER BY mint, minute")]
+    finally:
+        await conn.close()
 
 
 def test_replay_through_the_actors_writes_exactly_the_in_process_moments(tmp_path: Path) -> None:
@@ -123,16 +139,20 @@ async def test_a_recording_replayed_twice_upserts_and_never_duplicates(database_
     try:
         first = await pipeline.supervisor.wait.remote()
         counts, moments, signatures = await _stored(dsn)
+        candles = await _candles(dsn)
         pipeline.rerun(SourceSpec("settings", solana=solana))  # from scratch: every row is written again
         second = await pipeline.supervisor.wait.remote()
         again = await _stored(dsn)
+        candles_again = await _candles(dsn)
     finally:
         pipeline.shutdown()
     assert first["tx_in"] == second["tx_in"] == len(world.txs)
     assert counts["transactions"] == len(world.txs) and counts["moments"] == len(moments) > 0
     assert counts["shard_checkpoints"] == 1 + 2 + 2  # ingest, price actors, shards: one barrier set
     assert again[0] == counts and again[1] == moments and again[2] == signatures
-    assert moments == _expected(world.raws(), payers)
+    expected, ticks = _engine(world.raws(), payers)
+    assert moments == expected
+    assert candles_again == candles and sum(c[7] for c in candles) == ticks > 0  # every tick counted once
 
 
 async def test_a_dropped_helius_socket_is_backfilled_without_loss_or_duplicates(database_factory: Any) -> None:

@@ -24,25 +24,17 @@ import ray
 
 from actors import PipelineConfig, SourceSpec
 from actors.config import INGEST_KEY_BASE
-from core.engine import Engine
 from core.parse import parse_transaction
 from core.settings import SolanaSettings
 from deployments.pipeline import Pipeline, start
 from streams.codec import tx_account_keys
 from streams.sources import LivePolicy
-from tests.e2e.test_pipeline import (TOKEN_PROGRAM, _count, _database, _final, _moments_equal, _namespace, _stored,
+from tests.e2e.test_pipeline import (TOKEN_PROGRAM, _count, _database, _engine, _moments_equal, _namespace, _stored,
                                      _until)
 from streams.localnode import LocalRpcServer
 from tests.scenarios.random_world import random_world
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
-
-
-def _engine(raws: list[dict[str, Any]], tracked: Any) -> tuple[dict[str, dict[str, Any]], int]:
-    """The in-process engine's final moments and its price tick count."""
-    engine = Engine(tracked=tracked)
-    moments = _final([*engine.process_batch(raws), *engine.flush()])
-    return moments, engine.stats.ticks
 
 
 def _trades(raws: list[dict[str, Any]]) -> int:

@@ -15,13 +15,11 @@ import pytest
 from core.errors import DatabaseError
 from core.models import Moment, MomentKind, MomentStatus, ParsedTransaction, Side, TradeEvent
 from streams.storage import (
-    Candle,
     MomentCursor,
     WalletSource,
     get_cursor,
     get_moment,
     list_moments,
-    load_candles,
     load_checkpoint,
     moments_after_seq,
     save_checkpoint,
@@ -29,7 +27,6 @@ from streams.storage import (
     track_wallets,
     trade_events_for_wallet,
     tracked_wallets,
-    upsert_candles,
     upsert_moments,
     upsert_trade_events,
     upsert_transactions,
@@ -291,7 +288,7 @@ async def test_notify_fires_on_change_and_not_on_identical_replay(db_dsn: str, c
     assert second == {"id": "b", "seq": stored["b"]}  # notifications arrive in commit order
 
 
-# --- checkpoints, cursors, wallets, candles ---------------------------------------------------
+# --- checkpoints, cursors, wallets ----------------------------------------------------------
 
 
 async def test_checkpoint_round_trip_and_never_goes_back(conn: asyncpg.Connection) -> None:
@@ -325,31 +322,3 @@ async def test_track_wallets_keeps_the_first_reason(conn: asyncpg.Connection) ->
 
     assert await tracked_wallets(conn) == sorted([WALLET, OTHER])
     assert await tracked_wallets(conn, WalletSource.ANALYZE) == []
-
-
-def candle(first_slot: int, last_slot: int, open_: str, high: str, low: str, close: str, volume: str) -> Candle:
-    return Candle(
-        mint=MINT, minute=T0 - T0 % 60, open=Decimal(open_), high=Decimal(high), low=Decimal(low),
-        close=Decimal(close), volume=Decimal(volume), ticks=2, first_slot=first_slot, last_slot=last_slot,
-    )
-
-
-async def test_candles_merge_partials_in_any_order(conn: asyncpg.Connection) -> None:
-    middle = candle(20, 29, "1.10", "1.30", "1.05", "1.20", "5")
-    late = candle(30, 39, "1.20", "1.25", "0.90", "0.95", "7.5")
-    early = candle(10, 19, "1.00", "1.12", "0.99", "1.10", "2.5")
-
-    await upsert_candles(conn, [middle, late])  # two partials merged within one batch
-    await upsert_candles(conn, [early])  # and one arriving late, across batches
-    [stored] = await load_candles(conn, MINT, T0 - 3600, T0 + 3600)
-
-    assert stored == early.merged(middle).merged(late)
-    assert (stored.open, stored.high, stored.low, stored.close) == tuple(
-        Decimal(v) for v in ("1.00", "1.30", "0.90", "0.95")
-    )
-    assert (stored.volume, stored.ticks, stored.first_slot, stored.last_slot) == (Decimal("15.0"), 6, 10, 39)
-
-
-def test_candle_minute_must_be_aligned() -> None:
-    with pytest.raises(ValueError):
-        replace(candle(1, 2, "1", "1", "1", "1", "1"), minute=T0 + 1)
