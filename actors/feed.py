@@ -76,9 +76,11 @@ class Feed:
         assert solana is not None
         wallets = sorted({*solana.wallets, *(await self.sink.tracked_wallets.remote())})
         self._rpc = RpcClient.from_settings(solana)  # slots and backfill signatures; fetches go to oof:fetch
+        followed = await self.sink.followed_token_accounts.remote(wallets)
         self.source = build_source(solana, rpc=FetchingRpc(self._rpc, self.fetch), cursor_get=self._cursor_get,
                                    cursor_set=self._cursor_set, policy=spec.live_policy,
-                                   batch_size=min(self.batch_size, 1000), wallets=wallets)
+                                   batch_size=min(self.batch_size, 1000), wallets=wallets,
+                                   token_accounts=followed, on_follow=self.sink.follow_token_accounts.remote)
         return tracked if tracked is not None else frozenset(wallets)
 
     async def close(self) -> None:

@@ -44,6 +44,7 @@ class SinkActor:
         self.incarnation = uuid.uuid4().hex[:8]
         self._pool: Any = None
         self.final: dict[str, Moment] = {}  # memory mode only
+        self.followed: dict[str, Any] = {}  # memory mode only: token accounts the source follows
         self.recent: deque[Moment] = deque(maxlen=recent)
         self.kinds: Counter[str] = Counter()
         self.written = {"transactions": 0, "moment_upserts": 0, "moments_changed": 0, "checkpoints": 0, "candles": 0}
@@ -148,6 +149,25 @@ class SinkActor:
         pool = await self._conn_pool()
         async with pool.acquire() as conn:
             return await storage.tracked_wallets(conn)
+
+    async def followed_token_accounts(self, owners: list[str]) -> list[Any]:
+        """The token accounts of `owners` the live source followed before (memory mode: this run's)."""
+        if self.dsn is None:
+            wanted = set(owners)
+            return [t for t in self.followed.values() if t.owner in wanted]
+        pool = await self._conn_pool()
+        async with pool.acquire() as conn:
+            return await storage.followed_token_accounts(conn, owners)
+
+    async def follow_token_accounts(self, accounts: Sequence[Any]) -> int:
+        """Remember token accounts the live source started following (streams.base.TokenAccount)."""
+        if self.dsn is None:
+            new = [t for t in accounts if t.account not in self.followed]
+            self.followed.update((t.account, t) for t in new)
+            return len(new)
+        pool = await self._conn_pool()
+        async with pool.acquire() as conn:
+            return await storage.follow_token_accounts(conn, accounts)
 
     async def moments(self) -> list[Moment]:
         """Memory mode: the last state of every moment written."""

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
-__all__ = ["RawTx", "Gap", "SourceItem", "Emit", "Source", "SourceStats"]
+__all__ = ["RawTx", "Gap", "SourceItem", "Emit", "Source", "SourceStats", "TokenAccount"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,16 @@ class Gap:
     last_slot: int | None
     first_slot: int | None
     wallets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenAccount:
+    """A watched wallet's token account that a live source follows (`streams.sources._follow`)."""
+
+    account: str
+    owner: str
+    mint: str
+    since_slot: int  # the slot it was first seen in: followed (backfilled) from there
 
 
 SourceItem: TypeAlias = RawTx | Gap

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ParseError
 
-__all__ = ["AccountKeys", "read_account_keys", "mentioned_addresses"]
+__all__ = ["AccountKeys", "read_account_keys", "mentioned_addresses", "owned_token_accounts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,4 +120,30 @@ def mentioned_addresses(raw: Mapping[str, Any]) -> set[str]:
             if balance.get("owner"):
                 out.add(balance["owner"])
     out.discard(None)  # type: ignore[arg-type]
+    return out
+
+
+def owned_token_accounts(result: Mapping[str, Any], owners: AbstractSet[str]) -> dict[str, tuple[str, str]]:
+    """Token accounts of `owners` that exist after this transaction: account -> (owner, mint).
+
+    Why: a transfer into an existing token account names only that account, never its owner,
+    so a source watching the owner's address must watch its token accounts too. Read from
+    `postTokenBalances` (an account closed by the transaction is gone); () when unreadable.
+    """
+    meta = result.get("meta")
+    balances = meta.get("postTokenBalances") if isinstance(meta, Mapping) else None
+    if not balances or not owners:
+        return {}
+    mine = [b for b in balances if isinstance(b, Mapping) and b.get("owner") in owners]
+    if not mine:
+        return {}
+    try:
+        keys = read_account_keys(result.get("transaction"), meta).keys  # type: ignore[arg-type]
+    except (ParseError, KeyError, TypeError, ValueError, AttributeError):
+        return {}
+    out: dict[str, tuple[str, str]] = {}
+    for balance in mine:
+        index, mint = balance.get("accountIndex"), balance.get("mint")
+        if isinstance(index, int) and 0 <= index < len(keys) and isinstance(mint, str):
+            out[keys[index]] = (balance["owner"], mint)
     return out

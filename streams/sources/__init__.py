@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.paths import project_root
 from core.settings import SolanaSettings
-from streams.base import Source
+from streams.base import Source, TokenAccount
 from streams.rpc import RpcClient
 from streams.sources._delivery import CursorGet, CursorSet, MemoryCursors
+from streams.sources._follow import FollowSave
 from streams.sources._live import LivePolicy
 from streams.sources.helius import HeliusSource
 from streams.sources.logs import LogsSource
@@ -23,6 +25,7 @@ __all__ = [
     "MemoryCursors",
     "CursorGet",
     "CursorSet",
+    "FollowSave",
 ]
 
 
@@ -36,12 +39,15 @@ def build_source(
     batch_size: int = 100,
     wallets: list[str] | None = None,
     root: Path | None = None,
+    token_accounts: Sequence[TokenAccount] = (),
+    on_follow: FollowSave | None = None,
 ) -> Source:
     """The source `settings.source` names.
 
     `wallets` adds to `settings.wallets` (e.g. wallets users linked). Without `rpc`, a live
     source builds its own `RpcClient` from the settings and closes it when `run` ends.
     Cursor callbacks default to in-memory ones (no persistence across restarts).
+    `token_accounts` (followed before) and `on_follow` (saves new ones): see `_follow`.
     """
     if settings.source == "replay":
         return ReplaySource(settings.replay_path(root or project_root()), batch_size)
@@ -59,4 +65,6 @@ def build_source(
         commitment=settings.commitment,
         max_message_bytes=settings.max_ws_message_bytes,
         own_rpc=rpc is None,
+        token_accounts=token_accounts,
+        on_follow=on_follow,
     )

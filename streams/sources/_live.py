@@ -12,6 +12,11 @@ thing a concrete source provides: `open_session(wallets)`.
 its wallets' stored cursors before its first connection, so an added wallet follows the
 same rule as a wallet watched from the start: with a cursor it is backfilled from there,
 without one it is live from its first subscription on.
+
+The watched wallets' token accounts are followed too (`_follow`; `follow_token_accounts`):
+`follow` adds them to the newest group's live connection while it has room (one more
+subscription, nothing re-subscribed), and an account without a cursor is backfilled from
+the slot it was found in.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -31,10 +36,12 @@ from websockets.exceptions import WebSocketException
 
 from core.errors import ExternalServiceError
 from streams.backfill import missing_entries
-from streams.base import Emit, Gap, SourceStats
+from streams.base import Emit, Gap, SourceStats, TokenAccount
 from streams.cancel import cancel_all
 from streams.rpc import RpcClient
 from streams.sources._delivery import CursorGet, CursorSet, Delivery, Hit, MemoryCursors
+from streams.sources._follow import FollowSave, TokenAccountFollower
+from streams.sources._joint import JointCatchUp, slot_order
 
 __all__ = ["LivePolicy", "ConnectionLost", "Session", "LiveSource", "backoff_delay"]
 
@@ -58,6 +65,8 @@ class LivePolicy:
     skip_failed: bool = False
     tracked_poll_s: float = 5.0  # the pipeline looks for newly tracked wallets to `watch` this often
     joint_catch_up_s: float = 30.0  # at start, groups wait this long for each other to backfill as one
+    follow_token_accounts: bool = True  # watch the watched wallets' token accounts too (`_follow`)
+    follow_delay_s: float = 0.2  # token accounts found within this long go out as one subscription
 
 
 class ConnectionLost(Exception):
@@ -74,6 +83,10 @@ class Session(Protocol):
 
     async def receive(self) -> list[Hit]:
         """Hits of the next frame ([] for frames without transactions); raises when the socket is gone."""
+        ...
+
+    async def add(self, addresses: Sequence[str]) -> None:
+        """Subscribe `addresses` too, on this connection."""
         ...
 
 
@@ -109,10 +122,13 @@ class LiveSource:
         cursor_set: CursorSet | None = None,
         encoding: str = "json",
         own_rpc: bool = False,
+        token_accounts: Sequence[TokenAccount] = (),
+        on_follow: FollowSave | None = None,
     ) -> None:
         if not wallets:
             raise ValueError("a live source needs at least one wallet")
         self.wallets = tuple(dict.fromkeys(wallets))
+        self.owners = set(self.wallets)  # the wallets themselves (`wallets` also holds followed accounts)
         self.max_per_socket = max_per_socket
         self.policy = policy or LivePolicy()
         self.stats = SourceStats()
@@ -128,8 +144,14 @@ class LiveSource:
             dedup_size=self.policy.dedup_size,
             encoding=encoding,
         )
+        following = self.policy.follow_token_accounts
+        self.followed = {t.account: t for t in token_accounts if t.owner in self.owners} if following else {}
+        self.follower = (TokenAccountFollower(self.owners, self.followed, on_follow, self.policy.follow_delay_s)
+                         if following else None)
+        self.wallets += tuple(a for a in self.followed if a not in self.owners)
         self.groups = self._split(self.wallets)
         self._watched = set(self.wallets)
+        self._group_loops: list[_GroupLoop] = []
         self._emit: Emit | None = None  # set while `run` runs: `watch` starts loops with it
         self._loops: set[asyncio.Task[None]] = set()
         self._failed: asyncio.Future[None] | None = None
@@ -140,8 +162,13 @@ class LiveSource:
 
     @property
     def watched(self) -> AbstractSet[str]:
-        """Every wallet watched (read-only view; `watch` adds to it)."""
+        """Every address watched: wallets and followed token accounts (read-only view)."""
         return self._watched
+
+    def since(self, address: str) -> int | None:
+        """The slot a followed token account is backfilled from when it has no cursor (wallets: None)."""
+        followed = self.followed.get(address)
+        return None if followed is None else followed.since_slot
 
     def watch(self, wallets: Iterable[str]) -> tuple[str, ...]:
         """Watch `wallets` too; returns those not watched before (now in new groups).
@@ -152,15 +179,39 @@ class LiveSource:
         added = tuple(w for w in dict.fromkeys(wallets) if w not in self._watched)
         if not added:
             return ()
-        self._watched.update(added)
-        self.wallets += added
-        groups = self._split(added)
+        self.owners.update(added)
+        groups = self._add_groups(added)
+        log.info("source_watch_added", wallets=len(added), groups=len(groups), running=self._emit is not None)
+        return added
+
+    async def follow(self, accounts: dict[str, TokenAccount]) -> None:
+        """Follow token accounts: on the newest group's live connection while it has room, the
+        rest in new groups; each backfilled from its `since_slot` unless it has a cursor."""
+        new = tuple(a for a in accounts if a not in self._watched)
+        if not new:
+            return
+        self.followed.update((a, accounts[a]) for a in new)
+        newest = self._group_loops[-1] if self._group_loops and self._emit is not None else None
+        room = self.max_per_socket - len(newest.wallets) if newest is not None else 0
+        joined, rest = new[: max(room, 0)], new[max(room, 0) :]
+        if joined:
+            self._watched.update(joined)
+            self.wallets += joined
+            self.groups[-1] += joined
+        groups = self._add_groups(rest) if rest else []
+        log.info("source_token_accounts_followed", accounts=len(new), joined=len(joined), new_groups=len(groups))
+        if joined and newest is not None:
+            await newest.add(joined)
+
+    def _add_groups(self, addresses: tuple[str, ...]) -> list[tuple[str, ...]]:
+        self._watched.update(addresses)
+        self.wallets += addresses
+        groups = self._split(addresses)
         self.groups += groups
         if self._emit is not None:
             for group in groups:
                 self._start(group)
-        log.info("source_watch_added", wallets=len(added), groups=len(groups), running=self._emit is not None)
-        return added
+        return groups
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
         """Until `stop`: then every connection is cancelled where it stands, even inside `emit`.
@@ -169,12 +220,14 @@ class LiveSource:
         off is backfilled on the next start (at-least-once; downstream dedups by signature).
         """
         self._failed = asyncio.get_running_loop().create_future()
-        self._emit = emit
+        self._emit = emit if self.follower is None else self.follower.wrap(emit)
         stopper = asyncio.create_task(stop.wait())
         try:
-            joint = _JointCatchUp(len(self.groups), self.policy.joint_catch_up_s) if len(self.groups) > 1 else None
+            joint = JointCatchUp(len(self.groups), self.policy.joint_catch_up_s) if len(self.groups) > 1 else None
             for group in self.groups:
                 self._start(group, joint)
+            if self.follower is not None:
+                self._track(asyncio.create_task(self.follower.run(self.follow), name="source-follower"))
             waiting: list[asyncio.Future[Any]] = [stopper, self._failed]
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if self._failed.done():
@@ -190,11 +243,14 @@ class LiveSource:
         size = self.max_per_socket
         return [wallets[i : i + size] for i in range(0, len(wallets), size)]
 
-    def _start(self, group: tuple[str, ...], joint: _JointCatchUp | None = None) -> None:
+    def _start(self, group: tuple[str, ...], joint: JointCatchUp | None = None) -> None:
         assert self._emit is not None
-        task = asyncio.create_task(_GroupLoop(self, group, joint).run(self._emit),
-                                   name=f"source-group-{self._started}")
+        loop = _GroupLoop(self, group, joint)
+        self._group_loops.append(loop)
+        self._track(asyncio.create_task(loop.run(self._emit), name=f"source-group-{self._started}"))
         self._started += 1
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._loops.add(task)
         task.add_done_callback(self._loop_ended)
 
@@ -210,14 +266,32 @@ class LiveSource:
 class _GroupLoop:
     """Connect → Gap + backfill → live, again and again, for one group of wallets."""
 
-    def __init__(self, source: LiveSource, wallets: Sequence[str], joint: _JointCatchUp | None = None) -> None:
+    def __init__(self, source: LiveSource, wallets: Sequence[str], joint: JointCatchUp | None = None) -> None:
         self.source, self.wallets, self.joint = source, tuple(wallets), joint
         self.policy, self.stats, self.delivery = source.policy, source.stats, source.delivery
         self.last_slot: int | None = None
         self.watch_since: int | None = None  # slot of the first connection: backfill floor for cursor-less wallets
+        self.session: Session | None = None  # while connected and subscribed
+        self.emit: Emit | None = None
+
+    async def add(self, addresses: tuple[str, ...]) -> None:
+        """Watch `addresses` too (followed token accounts): subscribed on the live connection,
+        or by the next one; then backfilled from their cursors or `since` slots."""
+        self.wallets += addresses
+        await self.delivery.load_cursors(addresses)
+        if self.session is not None:
+            try:
+                await self.session.add(addresses)
+            except RECONNECTABLE as exc:  # the connection is going; the next one subscribes every address
+                log.warning("source_add_failed", error=f"{type(exc).__name__}: {exc}")
+        if self.emit is not None:
+            hits = await self._missing(addresses, after_gap=False)
+            if hits:
+                self._saw(await self.delivery.deliver(hits, self.emit, backfill=True))
 
     async def run(self, emit: Emit) -> None:
         # Per group, not per source: a group `watch` added loads only its own wallets' cursors.
+        self.emit = emit
         await self.delivery.load_cursors(self.wallets)
         attempt = 0
         while True:
@@ -225,10 +299,17 @@ class _GroupLoop:
             try:
                 # Read before subscribing: a floor no live notification can be older than.
                 now = await self.source.rpc.get_slot()
-                async with self.source.open_session(self.wallets) as session:
-                    await self._catch_up(emit, now, after_gap=self.watch_since is not None)
-                    log.info("source_live", wallets=len(self.wallets), since_slot=self.watch_since)
-                    await self._pump(session, emit)
+                subscribing = self.wallets
+                async with self.source.open_session(subscribing) as session:
+                    self.session = session
+                    try:
+                        if len(self.wallets) > len(subscribing):  # `add` ran while this connection opened
+                            await session.add(self.wallets[len(subscribing) :])
+                        await self._catch_up(emit, now, after_gap=self.watch_since is not None)
+                        log.info("source_live", wallets=len(self.wallets), since_slot=self.watch_since)
+                        await self._pump(session, emit)
+                    finally:
+                        self.session = None
             except RECONNECTABLE as exc:
                 self.stats.reconnects += 1
                 log.warning("source_disconnected", error=f"{type(exc).__name__}: {exc}", attempt=attempt)
@@ -243,33 +324,36 @@ class _GroupLoop:
             self.watch_since = now
         if after_gap:
             await emit([Gap(self.last_slot, now, self.wallets)])
-        # Every wallet's gap first, then one slot-ordered delivery: wallet by wallet, the first
-        # wallet's catch-up would carry event time past the others' missed transactions (late
-        # input to the engine; older than its dedup horizon, dropped as stale).
-        merged: dict[str, Hit] = {}
-        for wallet in self.wallets:
-            cursor = self.delivery.cursor(wallet)
-            if cursor is None and not after_gap:
-                continue  # first connection and nothing seen yet: live from here on
-            entries = await missing_entries(
-                self.source.rpc,
-                wallet,
-                cursor.signature if cursor else None,
-                min_slot=None if cursor else self.watch_since,
-            )
-            found = [e for e in entries if not (self.policy.skip_failed and e.err is not None)]
-            if found:
-                log.info("source_backfill", wallet=wallet, missing=len(found))
-            for e in found:  # a transaction of several watched wallets is one hit for all of them
-                seen = merged.get(e.signature)
-                merged[e.signature] = Hit(e.signature, e.slot, None, (*seen.wallets, wallet) if seen else (wallet,))
-        hits = sorted(merged.values(), key=_slot_order)
+        hits = await self._missing(self.wallets, after_gap=after_gap)
         joint, self.joint = self.joint, None  # only the first catch-up is joint
         if joint is not None:
             await joint.deliver(hits, lambda every: self.delivery.deliver(every, emit, backfill=True))
             self._saw(max((hit.slot for hit in hits), default=None))
         elif hits:
             self._saw(await self.delivery.deliver(hits, emit, backfill=True))
+
+    async def _missing(self, addresses: Sequence[str], *, after_gap: bool) -> list[Hit]:
+        # Every address's gap first, then one slot-ordered delivery: address by address, the
+        # first one's catch-up would carry event time past the others' missed transactions
+        # (late input to the engine; older than its dedup horizon, dropped as stale).
+        merged: dict[str, Hit] = {}
+        for address in addresses:
+            cursor, since = self.delivery.cursor(address), self.source.since(address)
+            if cursor is None and since is None and not after_gap:
+                continue  # a wallet's first connection and nothing seen yet: live from here on
+            entries = await missing_entries(
+                self.source.rpc,
+                address,
+                cursor.signature if cursor else None,
+                min_slot=None if cursor else since if since is not None else self.watch_since,
+            )
+            found = [e for e in entries if not (self.policy.skip_failed and e.err is not None)]
+            if found:
+                log.info("source_backfill", wallet=address, missing=len(found))
+            for e in found:  # a transaction of several watched addresses is one hit for all of them
+                seen = merged.get(e.signature)
+                merged[e.signature] = Hit(e.signature, e.slot, None, (*seen.wallets, address) if seen else (address,))
+        return sorted(merged.values(), key=slot_order)
 
     async def _pump(self, session: Session, emit: Emit) -> None:
         dropped = 0  # from the session's start: drops during the catch-up are gaps too
@@ -294,62 +378,3 @@ class _GroupLoop:
     def _saw(self, slot: int | None) -> None:
         if slot is not None and (self.last_slot is None or slot > self.last_slot):
             self.last_slot = slot
-
-
-def _slot_order(hit: Hit) -> tuple[int, str]:
-    return (hit.slot, hit.signature)
-
-
-class _JointCatchUp:
-    """The first catch-up of the groups a source starts with, delivered as one slot-ordered run.
-
-    A restart after downtime finds every connection behind: backfilled group by group (each
-    on its own connection, concurrently), one group's newest transactions would carry event
-    time past the others' older ones. So each starting group hands its gap in here; once all
-    have (or `wait_s` passed), one of them delivers the union in slot order while the others
-    wait before they pump live notifications. A group arriving after that, or whose union
-    delivery failed, delivers its own hits as before (its cursors never moved, so nothing is
-    skipped).
-    """
-
-    def __init__(self, groups: int, wait_s: float) -> None:
-        self.waiting, self.wait_s = groups, wait_s
-        self.hits: dict[str, Hit] = {}
-        self.all_in, self.done = asyncio.Event(), asyncio.Event()
-        self.taken = self.failed = False
-
-    async def deliver(self, hits: Sequence[Hit], deliver: Callable[[list[Hit]], Awaitable[Any]]) -> None:
-        if self.taken:
-            await self._own(hits, deliver)
-            return
-        for hit in hits:
-            seen = self.hits.get(hit.signature)
-            self.hits[hit.signature] = hit if seen is None else Hit(
-                hit.signature, hit.slot, hit.result, (*seen.wallets, *hit.wallets))
-        self.waiting -= 1
-        if self.waiting <= 0:
-            self.all_in.set()
-        try:
-            await asyncio.wait_for(self.all_in.wait(), self.wait_s)
-        except TimeoutError:
-            log.warning("source_joint_catch_up_timeout", waiting=self.waiting)
-        if not self.taken:
-            self.taken = True
-            try:
-                every = sorted(self.hits.values(), key=_slot_order)
-                log.info("source_joint_catch_up", transactions=len(every))
-                await deliver(every)
-            except BaseException:
-                self.failed = True
-                raise
-            finally:
-                self.done.set()
-            return
-        await self.done.wait()
-        if self.failed:
-            await self._own(hits, deliver)
-
-    @staticmethod
-    async def _own(hits: Sequence[Hit], deliver: Callable[[list[Hit]], Awaitable[Any]]) -> None:
-        if hits:
-            await deliver(list(hits))

@@ -9,7 +9,7 @@ skipped, the connection stays up. Reconnect, Gap, backfill and dedup: `_live.Liv
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,10 +17,11 @@ import orjson
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 
-from streams.base import RawTx, SourceStats
+from streams.base import RawTx, SourceStats, TokenAccount
 from streams.codec import Malformed, RpcError, Subscribed, decode_frame, tx_account_keys
 from streams.rpc import RpcClient
 from streams.sources._delivery import CursorGet, CursorSet, Hit
+from streams.sources._follow import FollowSave
 from streams.sources._live import ConnectionLost, LivePolicy, LiveSource
 
 __all__ = ["HeliusSource", "MAX_ACCOUNTS_PER_SOCKET"]
@@ -48,6 +49,8 @@ class HeliusSource(LiveSource):
         max_per_socket: int = MAX_ACCOUNTS_PER_SOCKET,
         max_supported_transaction_version: int = 1,
         own_rpc: bool = False,
+        token_accounts: Sequence[TokenAccount] = (),
+        on_follow: FollowSave | None = None,
     ) -> None:
         if not 0 < max_per_socket <= MAX_ACCOUNTS_PER_SOCKET:
             raise ValueError(f"max_per_socket must be in 1..{MAX_ACCOUNTS_PER_SOCKET}")
@@ -61,16 +64,18 @@ class HeliusSource(LiveSource):
             cursor_set=cursor_set,
             encoding=encoding,
             own_rpc=own_rpc,
+            token_accounts=token_accounts,
+            on_follow=on_follow,
         )
         self.ws_url = ws_url
         self.commitment, self.encoding = commitment, encoding
         self.max_message_bytes = max_message_bytes
         self.max_supported_transaction_version = max_supported_transaction_version
 
-    def subscribe_request(self, wallets: Sequence[str]) -> dict[str, Any]:
+    def subscribe_request(self, wallets: Sequence[str], request_id: int = _TX_REQUEST) -> dict[str, Any]:
         return {
             "jsonrpc": "2.0",
-            "id": _TX_REQUEST,
+            "id": request_id,
             "method": "transactionSubscribe",
             "params": [
                 {"accountInclude": list(wallets), "vote": False, "failed": not self.policy.skip_failed},
@@ -99,17 +104,28 @@ class HeliusSource(LiveSource):
                 requests.append({"jsonrpc": "2.0", "id": _SLOT_REQUEST, "method": "slotSubscribe"})
             for request in requests:
                 await ws.send(orjson.dumps(request).decode())
-            session = _HeliusSession(ws, wallets, self.stats, self.policy.skip_failed)
+            session = _HeliusSession(ws, wallets, self.stats, self.policy.skip_failed, self.subscribe_request)
             await asyncio.wait_for(session.confirm({r["id"] for r in requests}), self.policy.open_timeout_s)
             log.info("helius_subscribed", wallets=len(wallets))
             yield session
 
 
 class _HeliusSession:
-    def __init__(self, ws: ClientConnection, wallets: Sequence[str], stats: SourceStats, skip_failed: bool) -> None:
-        self._ws, self._stats, self._skip_failed = ws, stats, skip_failed
-        self._wallets = frozenset(wallets)
+    def __init__(self, ws: ClientConnection, wallets: Sequence[str], stats: SourceStats, skip_failed: bool,
+                 request: Callable[[Sequence[str], int], dict[str, Any]]) -> None:
+        self._ws, self._stats, self._skip_failed, self._request = ws, stats, skip_failed, request
+        self._wallets = set(wallets)
         self._early: list[Hit] = []  # notifications that beat the last confirmation
+        self._adding: set[int] = set()  # ids of `add` subscriptions not confirmed yet
+        self._next_id = _SLOT_REQUEST
+
+    async def add(self, addresses: Sequence[str]) -> None:
+        """One more `transactionSubscribe` on this socket; a refusal ends the connection (`_hits`),
+        so the next one subscribes every address at once."""
+        self._next_id += 1
+        self._wallets.update(addresses)
+        self._adding.add(self._next_id)
+        await self._ws.send(orjson.dumps(self._request(addresses, self._next_id)).decode())
 
     @property
     def dropped(self) -> int:
@@ -141,6 +157,10 @@ class _HeliusSession:
             elif isinstance(item, Malformed):
                 self._stats.malformed += 1
                 log.warning("helius_frame_malformed", reason=item.reason)
+            elif isinstance(item, Subscribed):
+                self._adding.discard(item.request_id)  # type: ignore[arg-type]
             elif isinstance(item, RpcError):
                 log.warning("helius_rpc_error", request_id=item.request_id, code=item.code, message=item.message)
+                if item.request_id in self._adding:
+                    raise ConnectionLost(f"subscribe refused: {item.code} {item.message}")
         return hits

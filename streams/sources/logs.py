@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import pydantic
@@ -22,9 +22,10 @@ from solders.pubkey import Pubkey
 from solders.rpc.config import RpcTransactionLogsFilterMentions
 from solders.rpc.responses import LogsNotification
 
-from streams.base import SourceStats
+from streams.base import SourceStats, TokenAccount
 from streams.rpc import RpcClient
 from streams.sources._delivery import CursorGet, CursorSet, Hit
+from streams.sources._follow import FollowSave
 from streams.sources._live import ConnectionLost, LivePolicy, LiveSource
 
 __all__ = ["LogsSource", "DEFAULT_MAX_PER_SOCKET"]
@@ -54,6 +55,8 @@ class LogsSource(LiveSource):
         max_per_socket: int = DEFAULT_MAX_PER_SOCKET,
         request_timeout_s: float = 10.0,
         own_rpc: bool = False,
+        token_accounts: Sequence[TokenAccount] = (),
+        on_follow: FollowSave | None = None,
     ) -> None:
         super().__init__(
             wallets,
@@ -64,6 +67,8 @@ class LogsSource(LiveSource):
             cursor_set=cursor_set,
             encoding=encoding,
             own_rpc=own_rpc,
+            token_accounts=token_accounts,
+            on_follow=on_follow,
         )
         self.ws_url = ws_url
         self.commitment = Commitment(commitment)
@@ -84,28 +89,37 @@ class LogsSource(LiveSource):
             close_timeout=2,
         )
         async with client:
-            subscriptions = await asyncio.gather(
-                *(
-                    client.logs_subscribe(
-                        filter_=RpcTransactionLogsFilterMentions(Pubkey.from_string(wallet)),
-                        commitment=self.commitment,
-                    )
-                    for wallet in wallets
-                )
-            )
+            owners = await self._subscribe(client, wallets)
             if self.policy.watchdog_s is not None:
                 await client.slot_subscribe()
             log.info("logs_subscribed", wallets=len(wallets))
-            owners = {sub.subscription_id: wallet for sub, wallet in zip(subscriptions, wallets, strict=True)}
-            yield _LogsSession(client, owners, self.stats, self.policy.skip_failed)
+            yield _LogsSession(client, owners, self.stats, self.policy.skip_failed, self._subscribe)
+
+    async def _subscribe(self, client: SolanaWsClient, wallets: Sequence[str]) -> dict[int, str]:
+        """One `mentions` subscription per address: subscription id -> address."""
+        subscriptions = await asyncio.gather(
+            *(
+                client.logs_subscribe(
+                    filter_=RpcTransactionLogsFilterMentions(Pubkey.from_string(wallet)),
+                    commitment=self.commitment,
+                )
+                for wallet in wallets
+            )
+        )
+        return {sub.subscription_id: wallet for sub, wallet in zip(subscriptions, wallets, strict=True)}
 
 
 class _LogsSession:
     def __init__(
-        self, client: SolanaWsClient, owners: dict[int, str], stats: SourceStats, skip_failed: bool
+        self, client: SolanaWsClient, owners: dict[int, str], stats: SourceStats, skip_failed: bool,
+        subscribe: Callable[[SolanaWsClient, Sequence[str]], Awaitable[dict[int, str]]],
     ) -> None:
-        self._client, self._owners = client, owners
+        self._client, self._owners, self._subscribe = client, owners, subscribe
         self._stats, self._skip_failed = stats, skip_failed
+
+    async def add(self, addresses: Sequence[str]) -> None:
+        # Notifications that beat the answer carry no address: emitted all the same, no cursor moves.
+        self._owners.update(await self._subscribe(self._client, addresses))
 
     @property
     def dropped(self) -> int:

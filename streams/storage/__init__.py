@@ -45,7 +45,13 @@ from streams.storage.users import (
     requeue_stale_jobs,
     update_job_progress,
 )
-from streams.storage.wallets import WalletSource, track_wallets, tracked_wallets
+from streams.storage.wallets import (
+    WalletSource,
+    follow_token_accounts,
+    followed_token_accounts,
+    track_wallets,
+    tracked_wallets,
+)
 
 __all__ = [
     "Job",
@@ -54,6 +60,8 @@ __all__ = [
     "Liveness",
     "WalletLink",
     "claim_next_job",
+    "follow_token_accounts",
+    "followed_token_accounts",
     "consume_link_nonce",
     "count_active_jobs",
     "create_job",

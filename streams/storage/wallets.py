@@ -1,13 +1,15 @@
-"""Which wallets the pipeline watches, and why (configuration, a user's link, an analyze job)."""
+"""Which wallets the pipeline watches, and why (configuration, a user's link, an analyze job);
+and the token accounts of theirs the live source follows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
+from streams.base import TokenAccount
 from streams.storage._db import Conn, db_call, rows_affected
 
-__all__ = ["WalletSource", "track_wallets", "tracked_wallets"]
+__all__ = ["WalletSource", "track_wallets", "tracked_wallets", "follow_token_accounts", "followed_token_accounts"]
 
 
 class WalletSource(StrEnum):
@@ -45,3 +47,34 @@ async def tracked_wallets(conn: Conn, source: WalletSource | None = None) -> lis
             "SELECT wallet FROM tracked_wallets WHERE source = $1 ORDER BY wallet", WalletSource(source).value
         )
     return [row["wallet"] for row in rows]
+
+
+@db_call("could not save followed token accounts")
+async def follow_token_accounts(conn: Conn, accounts: Sequence[TokenAccount]) -> int:
+    """Remember token accounts to follow; returns how many were new. An account seen again keeps
+    its earliest `since_slot` and takes the newer owner (an account's owner can be reassigned)."""
+    batch = sorted({a.account: a for a in accounts}.values(), key=lambda a: a.account)
+    if not batch:
+        return 0
+    rows = await conn.fetch(
+        """
+        INSERT INTO followed_token_accounts AS f (account, owner, mint, since_slot)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+        ON CONFLICT (account) DO UPDATE SET
+            owner = EXCLUDED.owner, mint = EXCLUDED.mint, since_slot = LEAST(f.since_slot, EXCLUDED.since_slot)
+        RETURNING (xmax = 0) AS inserted
+        """,
+        [a.account for a in batch], [a.owner for a in batch], [a.mint for a in batch], [a.since_slot for a in batch],
+    )
+    return sum(1 for row in rows if row["inserted"])
+
+
+@db_call("could not read followed token accounts")
+async def followed_token_accounts(conn: Conn, owners: Iterable[str]) -> list[TokenAccount]:
+    """The followed token accounts of `owners`, by account."""
+    rows = await conn.fetch(
+        "SELECT account, owner, mint, since_slot FROM followed_token_accounts WHERE owner = ANY($1::text[])"
+        " ORDER BY account",
+        sorted(set(owners)),
+    )
+    return [TokenAccount(**dict(row)) for row in rows]

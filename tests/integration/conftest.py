@@ -24,7 +24,7 @@ ADMIN_DSN = os.environ.get("OOF_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.
 # Everything a repository test may have written; TRUNCATE between tests keeps them independent.
 PIPELINE_TABLES = (
     "transactions", "trade_events", "moments", "price_candles", "shard_checkpoints",
-    "source_cursors", "tracked_wallets", "analyze_jobs", "wallet_links", "link_nonces",
+    "source_cursors", "tracked_wallets", "analyze_jobs", "wallet_links", "link_nonces", "followed_token_accounts",
 )
 
 DatabaseFactory = Callable[..., Awaitable[str]]  # (migrated: bool = False) -> DSN

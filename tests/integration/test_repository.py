@@ -14,7 +14,10 @@ import pytest
 
 from core.errors import DatabaseError
 from core.models import Moment, MomentKind, MomentStatus, ParsedTransaction, Side, TradeEvent
+from streams.base import TokenAccount
 from streams.storage import (
+    follow_token_accounts,
+    followed_token_accounts,
     MomentCursor,
     WalletSource,
     get_cursor,
@@ -322,3 +325,18 @@ async def test_track_wallets_keeps_the_first_reason(conn: asyncpg.Connection) ->
 
     assert await tracked_wallets(conn) == sorted([WALLET, OTHER])
     assert await tracked_wallets(conn, WalletSource.ANALYZE) == []
+
+
+async def test_followed_token_accounts_keep_their_earliest_slot_and_newest_owner(conn: asyncpg.Connection) -> None:
+    first = [TokenAccount("acc1", "alice", "mintA", 200), TokenAccount("acc2", "alice", "mintB", 210),
+             TokenAccount("acc3", "bob", "mintA", 220)]
+    assert await follow_token_accounts(conn, first) == 3
+    assert await follow_token_accounts(conn, first) == 0  # idempotent
+
+    # seen again earlier (a backfill), and acc2 handed to carol (SetAuthority)
+    again = [TokenAccount("acc1", "alice", "mintA", 150), TokenAccount("acc2", "carol", "mintB", 300)]
+    assert await follow_token_accounts(conn, [*again, *again]) == 0  # duplicates in one batch are fine
+
+    assert await followed_token_accounts(conn, ["alice", "carol", "nobody"]) == [
+        TokenAccount("acc1", "alice", "mintA", 150), TokenAccount("acc2", "carol", "mintB", 210)]
+    assert await followed_token_accounts(conn, []) == []

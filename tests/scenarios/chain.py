@@ -167,6 +167,8 @@ class Ledger:
                 self.account_info[dst_acc] = (dst, mint)
             key(src_acc, lut=in_lut_src)
             key(dst_acc, lut=in_lut_dst)
+            if kind == "account_transfer" and dst_acc in created:
+                raise ValueError("a transfer naming only the token account needs that account to exist")
             if kind == "transfer" and dst != payer:
                 key(dst, writable=False)  # the receiving wallet (its token account's owner)
             tok[src_acc] -= amount

@@ -165,14 +165,17 @@ class World:
         return self.buy(self.market[by], SOL_MINT, 1, usd, USDC_MINT, **kw)
 
     def transfer(self, sender: str, receiver: str, mint: str, amount: Any, *,
-                 encoding: Encoding | None = None) -> RawTx:
+                 encoding: Encoding | None = None, to_account_only: bool = False) -> RawTx:
+        """`to_account_only`: a plain SPL transfer into the receiver's existing token account,
+        which names that account but not the receiver (as on mainnet)."""
         led = self.ledger
+        kind = "account_transfer" if to_account_only else "transfer"
         moves = [(sender, receiver, mint, led.raw(mint, amount))]
         from tests.scenarios.chain import SYSTEM_PROGRAM, TOKEN_PROGRAM
 
         program = SYSTEM_PROGRAM if mint == SOL_MINT else TOKEN_PROGRAM
         return self._emit(lambda slot, t, enc: led.transaction(
-            sender, moves, slot=slot, block_time=t, encoding=enc, program=program, kind="transfer"), encoding)
+            sender, moves, slot=slot, block_time=t, encoding=enc, program=program, kind=kind), encoding)
 
     def deposit(self, receiver: str, mint: str, amount: Any, **kw: Any) -> RawTx:
         """Someone else (an exchange) sends `receiver` funds: a transfer in."""

@@ -9,6 +9,7 @@ import pytest
 from core.mints import SOL_MINT
 from core.models import Side
 from core.parse import parse_transaction
+from core.parse.accounts import owned_token_accounts, read_account_keys
 from tests.fixtures import expectations, mainnet_transactions, net_flows, transaction
 
 FLOW_ROWS = net_flows()
@@ -110,3 +111,33 @@ def test_jupiter_swaps_match_peer(exp: dict) -> None:
             assert abs(ours - theirs) <= max(theirs * Decimal("0.03"), Decimal("0.01"))
         else:
             assert ours == theirs, mint
+
+
+TOKEN_ACCOUNT_ROWS = [r for r in expectations() if "actions[0].info.traderTokenAccount" in r["expected"]]
+
+
+@pytest.mark.parametrize("row", TOKEN_ACCOUNT_ROWS, ids=[r["signature"][:8] for r in TOKEN_ACCOUNT_ROWS])
+def test_owned_token_accounts_find_the_traders_account_peers_name(row: dict) -> None:
+    expected = row["expected"]
+    trader, mint = expected["actions[0].info.trader"], expected["actions[0].info.tokenMint"]
+
+    found = owned_token_accounts(transaction(row["signature"]), {trader})
+
+    assert found[expected["actions[0].info.traderTokenAccount"]] == (trader, mint)
+    assert {owner for owner, _ in found.values()} == {trader}
+
+
+def test_owned_token_accounts_are_keys_of_the_transaction_held_after_it() -> None:
+    seen = 0
+    for signature, row in mainnet_transactions().items():
+        result = row["result"]
+        payer = parse_transaction(result).wallet
+        found = owned_token_accounts(result, {payer})
+        keys = read_account_keys(result["transaction"], result["meta"]).keys
+        post = {keys[b["accountIndex"]]: (b["owner"], b["mint"])
+                for b in result["meta"].get("postTokenBalances") or () if b.get("owner") == payer}
+        assert found == post, signature
+        seen += len(found)
+    assert seen >= 20  # the fixtures do hold payers' token accounts (json and jsonParsed, v0 included)
+    assert owned_token_accounts({"meta": {"postTokenBalances": [{"owner": "x", "accountIndex": 0}]}}, {"x"}) == {}
+    assert owned_token_accounts({"meta": None}, {"x"}) == {}
