@@ -10,6 +10,8 @@ instead (a blind retry on a restarted actor would run a batch on the wrong state
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -75,10 +77,17 @@ def actor_name(kind: str, index: int | None = None, lane: str = "oof") -> str:
     return f"{lane}:{kind}"
 
 
+def cpu_share(config: PipelineConfig) -> float:
+    """Each actor's reservation: the budget split evenly, rounded *down* to Ray's 0.0001 CPU grain
+    (rounded to nearest, 7 actors × 0.1429 ask for more than one CPU and the last one never
+    schedules beside Serve's replicas)."""
+    return math.floor(config.cpu_budget / config.actor_count * 10_000) / 10_000
+
+
 def actor_options(config: PipelineConfig, kind: str, index: int | None = None) -> dict[str, Any]:
     options: dict[str, Any] = {
         "name": actor_name(kind, index, config.lane),
-        "num_cpus": round(config.cpu_budget / config.actor_count, 4),
+        "num_cpus": cpu_share(config),
         "max_restarts": _RESTARTS,
         "max_task_retries": 3 if kind in ("fetch", "sink") else 0,
     }

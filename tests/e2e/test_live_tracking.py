@@ -25,6 +25,15 @@ from tests.scenarios.random_world import random_world
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
+def _live_pipeline(node: LocalRpcServer, dsn: str, wallet: str, **policy: Any) -> Any:
+    """The pipeline on a Helius source of `node` watching `wallet`, quick to reconnect and flush."""
+    solana = SolanaSettings(source="helius", rpc_http_url=node.http_url, rpc_ws_url=node.ws_url, wallets=[wallet])
+    live = LivePolicy(backoff_initial_s=0.02, backoff_max_s=0.1, batch_size=20, **policy)
+    config = PipelineConfig(shard_count=2, price_shards=2, batch_size=20, dsn=dsn, resume=False,
+                            flush_idle_s=0.3, namespace=f"oof-live-{uuid.uuid4().hex[:8]}")
+    return start(config, SourceSpec("settings", solana=solana, live_policy=live))
+
+
 async def test_wallets_tracked_while_running_are_watched_and_tracked_live(database_factory: Any) -> None:
     dsn = await _database(database_factory)
     world = random_world(44, steps=60)
@@ -33,12 +42,7 @@ async def test_wallets_tracked_while_running_are_watched_and_tracked_live(databa
     configured = str(Pubkey.new_unique())  # watched from the start; in no transaction
     expected = _expected(raws, {configured, *payers})
     async with LocalRpcServer() as node:
-        solana = SolanaSettings(source="helius", rpc_http_url=node.http_url, rpc_ws_url=node.ws_url,
-                                wallets=[configured])
-        policy = LivePolicy(backoff_initial_s=0.02, backoff_max_s=0.1, batch_size=20, tracked_poll_s=0.2)
-        config = PipelineConfig(shard_count=2, price_shards=2, batch_size=20, dsn=dsn, resume=False,
-                                flush_idle_s=0.3, namespace=f"oof-tracking-{uuid.uuid4().hex[:8]}")
-        pipeline = start(config, SourceSpec("settings", solana=solana, live_policy=policy))
+        pipeline = _live_pipeline(node, dsn, configured, tracked_poll_s=0.2)
         try:
             await node.wait_for_subscriptions(1, "transaction", timeout=60)
             conn = await asyncpg.connect(dsn)
@@ -69,12 +73,7 @@ async def test_a_transfer_into_a_tracked_wallets_token_account_reaches_the_pipel
     story = GiftStory()
     async with LocalRpcServer() as node:
         await node.publish(story.b_buy.result)
-        solana = SolanaSettings(source="helius", rpc_http_url=node.http_url, rpc_ws_url=node.ws_url,
-                                wallets=[story.a])
-        policy = LivePolicy(backoff_initial_s=0.02, backoff_max_s=0.1, batch_size=20, follow_delay_s=0.05)
-        config = PipelineConfig(shard_count=2, price_shards=1, batch_size=20, dsn=dsn, resume=False,
-                                flush_idle_s=0.3, namespace=f"oof-gifts-{uuid.uuid4().hex[:8]}")
-        pipeline = start(config, SourceSpec("settings", solana=solana, live_policy=policy))
+        pipeline = _live_pipeline(node, dsn, story.a, follow_delay_s=0.05)
         try:
             await node.wait_for_subscriptions(1, "transaction", timeout=60)
 

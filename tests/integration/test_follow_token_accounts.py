@@ -9,6 +9,7 @@ token (its token account appears in `postTokenBalances`), then another wallet se
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -19,12 +20,14 @@ from core.mints import USDC_MINT
 from streams.base import TokenAccount
 from streams.localnode import LocalRpcServer
 from streams.rpc import RpcClient
-from streams.sources import HeliusSource, LivePolicy, LogsSource
+from streams.sources import LivePolicy
 from streams.sources._live import LiveSource
+from tests.rpcserver.live import FAST as QUICK
+from tests.rpcserver.live import live_source
 from tests.rpcserver.running import Running
 from tests.scenarios.gifts import GiftStory
 
-FAST = LivePolicy(backoff_initial_s=0.02, backoff_max_s=0.1, stable_after_s=60.0, follow_delay_s=0.05)
+FAST = replace(QUICK, follow_delay_s=0.05)
 KINDS = ["helius", "logs"]
 
 
@@ -34,16 +37,9 @@ async def node() -> AsyncIterator[LocalRpcServer]:
         yield server
 
 
-@pytest_asyncio.fixture
-async def rpc(node: LocalRpcServer) -> AsyncIterator[RpcClient]:
-    async with RpcClient(node.http_url, backoff_initial_s=0.01, backoff_max_s=0.05) as client:
-        yield client
-
-
 def make(kind: str, node: LocalRpcServer, rpc: RpcClient, wallets: Sequence[str], **options: Any) -> LiveSource:
     options.setdefault("policy", FAST)
-    cls = HeliusSource if kind == "helius" else LogsSource
-    return cls(node.ws_url, list(wallets), rpc, **options)
+    return live_source(kind, node, rpc, wallets, **options)
 
 
 async def subscribed(node: LocalRpcServer, kind: str, addresses: int) -> None:

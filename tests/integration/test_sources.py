@@ -46,12 +46,6 @@ async def node() -> AsyncIterator[LocalRpcServer]:
         yield server
 
 
-@pytest_asyncio.fixture
-async def rpc(node: LocalRpcServer) -> AsyncIterator[RpcClient]:
-    async with RpcClient(node.http_url, backoff_initial_s=0.01, backoff_max_s=0.05) as client:
-        yield client
-
-
 def make(kind: str, node: LocalRpcServer, rpc: RpcClient, **options: Any) -> LiveSource:
     options.setdefault("policy", FAST)
     if kind == "helius":

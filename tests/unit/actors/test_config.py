@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.config import PipelineConfig, actor_name, actor_options, checkpoint_id
+from actors.config import PipelineConfig, actor_name, actor_options, checkpoint_id, cpu_share
 
 
 def test_dashboard_names() -> None:
@@ -20,6 +20,16 @@ def test_options_fit_the_cpu_budget_and_retry_only_idempotent_work() -> None:
     assert all(o["namespace"] == "ns" and o["max_restarts"] > 0 for o in options)
     retried = {o["name"] for o in options if o["max_task_retries"]}
     assert retried == {"oof:fetch", "oof:sink"}  # stateful batch calls are replayed by the ingest instead
+
+
+def test_every_layout_fits_its_cpu_budget_at_rays_grain() -> None:
+    for budget in (1.0, 0.5, 2.0):
+        for shards in range(1, 65):
+            for prices in range(1, 9):
+                config = PipelineConfig(shard_count=shards, price_shards=prices, cpu_budget=budget)
+                grains = round(cpu_share(config) * 10_000)  # Ray counts CPU in 0.0001 units
+                assert 0 < grains * config.actor_count <= round(budget * 10_000), (budget, shards, prices)
+                assert grains * config.actor_count > round(budget * 10_000) - config.actor_count  # nothing wasted
 
 
 def test_checkpoint_keys_are_distinct_valid_rows_per_layout() -> None:

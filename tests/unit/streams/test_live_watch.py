@@ -15,10 +15,11 @@ import pytest_asyncio
 
 from streams.codec import tx_account_keys, tx_signature
 from streams.rpc import RpcClient
-from streams.sources import HeliusSource, LivePolicy, LogsSource, MemoryCursors
+from streams.sources import MemoryCursors
 from streams.sources._live import LiveSource
 from tests.fixtures import MAINNET
 from streams.localnode import LocalRpcServer, load_results
+from tests.rpcserver.live import live_source
 from tests.rpcserver.running import Running
 
 RESULTS = load_results(MAINNET / "transactions.jsonl")
@@ -30,7 +31,6 @@ W0, W1, W2, W3 = WALLETS = (
 )
 MINE = {w: [r for r in RESULTS if w in tx_account_keys(r)] for w in WALLETS}
 OTHERS = [r for r in RESULTS if not set(tx_account_keys(r)) & set(WALLETS)]
-FAST = LivePolicy(backoff_initial_s=0.02, backoff_max_s=0.1, stable_after_s=60.0)
 
 
 @pytest_asyncio.fixture
@@ -39,17 +39,8 @@ async def node() -> AsyncIterator[LocalRpcServer]:
         yield server
 
 
-@pytest_asyncio.fixture
-async def rpc(node: LocalRpcServer) -> AsyncIterator[RpcClient]:
-    async with RpcClient(node.http_url, backoff_initial_s=0.01, backoff_max_s=0.05) as client:
-        yield client
-
-
 def make(kind: str, node: LocalRpcServer, rpc: RpcClient, wallets: Sequence[str], **options: Any) -> LiveSource:
-    options.setdefault("policy", FAST)
-    if kind == "helius":
-        return HeliusSource(node.ws_url, wallets, rpc, **options)
-    return LogsSource(node.ws_url, wallets, rpc, **options)
+    return live_source(kind, node, rpc, wallets, **options)
 
 
 def subscriptions(kind: str, wallets: int, sockets: int) -> tuple[int, str]:
