@@ -187,6 +187,17 @@ class RpcClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise ExternalServiceError(SERVICE, internal=f"getSignaturesForAddress: bad result: {exc!r}") from None
 
+    async def get_token_accounts_by_owner(self, owner: str, program_id: str) -> tuple[int, list[tuple[str, str]]]:
+        """(the node's slot, [(token account, mint)]) of `owner`'s accounts under `program_id`."""
+        config = {"encoding": "jsonParsed", "commitment": self.commitment}
+        found = await self._single("getTokenAccountsByOwner", [owner, {"programId": program_id}, config])
+        try:
+            return int(found["context"]["slot"]), [
+                (row["pubkey"], row["account"]["data"]["parsed"]["info"]["mint"]) for row in found["value"]
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ExternalServiceError(SERVICE, internal=f"getTokenAccountsByOwner: bad result: {exc!r}") from None
+
     async def get_block_time(self, slot: int) -> int | None:
         """Estimated production time of `slot`; None if the node has no block (or time) for it."""
         try:

@@ -21,6 +21,8 @@ from streams.codec import tx_account_keys, tx_signature
 
 __all__ = ["StoredTx", "Ledger", "load_results"]
 
+SPL_TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+
 
 @dataclass(frozen=True, slots=True)
 class StoredTx:
@@ -122,3 +124,19 @@ class Ledger:
         if not txs:
             raise KeyError(slot)
         return next((t.result["blockTime"] for t in txs if isinstance(t.result.get("blockTime"), int)), None)
+
+    def token_accounts_of(self, owner: str, program_id: str) -> list[tuple[str, str, str]]:
+        """(account, mint, raw amount) of `owner`'s open token accounts of `program_id` as of the head:
+        each account's latest `postTokenBalances` entry in chain order (an account a transaction
+        had before but not after was closed). Entries without `programId` count as SPL Token."""
+        latest: dict[str, Mapping[str, Any] | None] = {}
+        for tx in sorted(self._by_sig.values(), key=lambda t: t.order):
+            meta = tx.result.get("meta") or {}
+            post = {tx.keys[b["accountIndex"]]: b for b in meta.get("postTokenBalances") or ()}
+            closed = {tx.keys[b["accountIndex"]] for b in meta.get("preTokenBalances") or ()} - post.keys()
+            latest.update(dict.fromkeys(closed), **post)
+        return sorted(
+            (account, b["mint"], b["uiTokenAmount"]["amount"])
+            for account, b in latest.items()
+            if b is not None and b.get("owner") == owner and b.get("programId", SPL_TOKEN) == program_id
+        )

@@ -1,6 +1,7 @@
 """JSON-RPC methods of the local node, as pure functions over a `Ledger`.
 
-HTTP: getTransaction, getSignaturesForAddress, getBlockTime, getSlot, getHealth.
+HTTP: getTransaction, getSignaturesForAddress, getBlockTime, getSlot, getHealth,
+getTokenAccountsByOwner (jsonParsed, from the latest token balances the ledger holds).
 Websocket subscriptions: transactionSubscribe (Helius), logsSubscribe, slotSubscribe, each
 parsed into a `Subscription` that knows which stored transactions it wants and how its
 notification looks. Error codes and messages follow the Solana validator's.
@@ -50,9 +51,25 @@ def call_http(ledger: Ledger, method: str, params: list[Any]) -> Any:
             raise RpcFault(-32004, f"Block not available for slot {params[0]}") from None
     if method == "getSlot":
         return ledger.head
+    if method == "getTokenAccountsByOwner":
+        return _token_accounts_by_owner(ledger, params)
     if method == "getHealth":
         return "ok"
     raise RpcFault(-32601, "Method not found")
+
+
+def _token_accounts_by_owner(ledger: Ledger, params: list[Any]) -> Any:
+    owner, program = params[0] if params else None, params[1] if len(params) > 1 else None
+    if not isinstance(owner, str) or not isinstance(program, Mapping) or not isinstance(program.get("programId"), str):
+        raise RpcFault(-32602, "Invalid params: expected an owner and {programId}")
+    value = [
+        {"pubkey": account, "account": {
+            "data": {"program": "spl-token", "space": 165, "parsed": {"type": "account", "info": {
+                "mint": mint, "owner": owner, "state": "initialized", "tokenAmount": {"amount": amount}}}},
+            "executable": False, "lamports": 2_039_280, "owner": program["programId"], "rentEpoch": 0, "space": 165}}
+        for account, mint, amount in ledger.token_accounts_of(owner, program["programId"])
+    ]
+    return {"context": {"slot": ledger.head}, "value": value}
 
 
 def _get_transaction(ledger: Ledger, params: list[Any]) -> Any:

@@ -40,7 +40,7 @@ from streams.base import Emit, Gap, SourceStats, TokenAccount
 from streams.cancel import cancel_all
 from streams.rpc import RpcClient
 from streams.sources._delivery import CursorGet, CursorSet, Delivery, Hit, MemoryCursors
-from streams.sources._follow import FollowSave, TokenAccountFollower
+from streams.sources._follow import FollowSave, HeldAccounts, TokenAccountFollower
 from streams.sources._joint import JointCatchUp, slot_order
 
 __all__ = ["LivePolicy", "ConnectionLost", "Session", "LiveSource", "backoff_delay"]
@@ -102,6 +102,10 @@ RECONNECTABLE: tuple[type[BaseException], ...] = (
 )
 
 
+def _held_accounts(rpc: Any) -> HeldAccounts | None:
+    return rpc if hasattr(rpc, "get_token_accounts_by_owner") else None  # test doubles may not have it
+
+
 def backoff_delay(attempt: int, policy: LivePolicy, rand: Callable[[], float] = random.random) -> float:
     """Capped exponential delay with the last `backoff_jitter` of it randomised."""
     ceiling = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** min(attempt, 32))
@@ -146,8 +150,8 @@ class LiveSource:
         )
         following = self.policy.follow_token_accounts
         self.followed = {t.account: t for t in token_accounts if t.owner in self.owners} if following else {}
-        self.follower = (TokenAccountFollower(self.owners, self.followed, on_follow, self.policy.follow_delay_s)
-                         if following else None)
+        self.follower = (TokenAccountFollower(self.owners, self.followed.values(), on_follow,
+                                              self.policy.follow_delay_s, _held_accounts(rpc)) if following else None)
         self.wallets += tuple(a for a in self.followed if a not in self.owners)
         self.groups = self._split(self.wallets)
         self._watched = set(self.wallets)
@@ -284,10 +288,17 @@ class _GroupLoop:
                 await self.session.add(addresses)
             except RECONNECTABLE as exc:  # the connection is going; the next one subscribes every address
                 log.warning("source_add_failed", error=f"{type(exc).__name__}: {exc}")
-        if self.emit is not None:
-            hits = await self._missing(addresses, after_gap=False)
-            if hits:
-                self._saw(await self.delivery.deliver(hits, self.emit, backfill=True))
+        attempt = 0
+        while self.emit is not None:  # until the backfill went through: it covers what came before the subscription
+            try:
+                hits = await self._missing(addresses, after_gap=False)
+                if hits:
+                    self._saw(await self.delivery.deliver(hits, self.emit, backfill=True))
+                return
+            except RECONNECTABLE as exc:
+                log.warning("source_add_backfill_failed", error=f"{type(exc).__name__}: {exc}", attempt=attempt)
+            await asyncio.sleep(backoff_delay(attempt, self.policy))
+            attempt += 1
 
     async def run(self, emit: Emit) -> None:
         # Per group, not per source: a group `watch` added loads only its own wallets' cursors.
@@ -299,6 +310,8 @@ class _GroupLoop:
             try:
                 # Read before subscribing: a floor no live notification can be older than.
                 now = await self.source.rpc.get_slot()
+                if self.watch_since is None and self.source.follower is not None:  # first connection
+                    self.source.follower.look_up(self.wallets, since_slot=now + 1)  # `now` and older: history
                 subscribing = self.wallets
                 async with self.source.open_session(subscribing) as session:
                     self.session = session

@@ -37,6 +37,13 @@ async def node() -> AsyncIterator[LocalRpcServer]:
         yield server
 
 
+@pytest_asyncio.fixture
+async def story(node: LocalRpcServer) -> GiftStory:
+    story = GiftStory()
+    await node.publish(story.b_buy.result)  # B's tokens, from before any source starts
+    return story
+
+
 def make(kind: str, node: LocalRpcServer, rpc: RpcClient, wallets: Sequence[str], **options: Any) -> LiveSource:
     options.setdefault("policy", FAST)
     return live_source(kind, node, rpc, wallets, **options)
@@ -52,15 +59,14 @@ async def subscribed(node: LocalRpcServer, kind: str, addresses: int) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_transfer_into_a_followed_token_account_is_emitted_once(
-    kind: str, node: LocalRpcServer, rpc: RpcClient
+    kind: str, node: LocalRpcServer, rpc: RpcClient, story: GiftStory
 ) -> None:
     # Arrange
-    story, saved = GiftStory(), []
+    saved = []
 
     async def save(accounts: Sequence[TokenAccount]) -> None:
         saved.extend(accounts)
 
-    await node.publish(story.b_buy.result)  # before the start: B's tokens
     async with Running(make(kind, node, rpc, [story.a], on_follow=save)) as run:
         await subscribed(node, kind, 1)
 
@@ -88,10 +94,8 @@ async def test_a_transfer_into_a_followed_token_account_is_emitted_once(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_without_following_a_transfer_into_the_token_account_is_missed(
-    kind: str, node: LocalRpcServer, rpc: RpcClient
+    kind: str, node: LocalRpcServer, rpc: RpcClient, story: GiftStory
 ) -> None:
-    story = GiftStory()
-    await node.publish(story.b_buy.result)
     policy = LivePolicy(backoff_initial_s=0.02, follow_token_accounts=False)
     async with Running(make(kind, node, rpc, [story.a], policy=policy)) as run:
         await subscribed(node, kind, 1)
@@ -105,12 +109,10 @@ async def test_without_following_a_transfer_into_the_token_account_is_missed(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_restart_follows_saved_accounts_from_their_since_slot(
-    kind: str, node: LocalRpcServer, rpc: RpcClient
+    kind: str, node: LocalRpcServer, rpc: RpcClient, story: GiftStory
 ) -> None:
     # Arrange: everything happened while the source was down; the account was saved at the buy.
-    story = GiftStory()
     buy_slot = node.ledger.head + 2
-    await node.publish(story.b_buy.result)
     buy = await node.publish(story.buy.result, slot=buy_slot)
     gift = await node.publish(story.gift.result)
     known = [TokenAccount(story.account, story.a, story.token, buy_slot + 1)]  # followed from after the buy
@@ -127,3 +129,23 @@ async def test_a_restart_follows_saved_accounts_from_their_since_slot(
     # wallet's own history, and the wallet has no cursor: live from its first subscription)
     assert sorted(run.signatures) == sorted([gift, later])
     assert buy not in run.signatures
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_token_accounts_held_before_the_start_are_asked_of_the_node_and_followed(
+    kind: str, node: LocalRpcServer, rpc: RpcClient, story: GiftStory
+) -> None:
+    # Arrange: A bought before the source started (no cursor, nothing followed yet)
+    buy = await node.publish(story.buy.result)
+
+    # Act
+    async with Running(make(kind, node, rpc, [story.a])) as run:
+        await subscribed(node, kind, 3)  # A, then its TOKEN and USDC accounts from getTokenAccountsByOwner
+        gift = await node.publish(story.gift.result)
+        await run.received({gift})
+        await asyncio.sleep(0.05)
+
+    # Assert: the gift arrives although A never transacted since the start; A's history stays history
+    assert run.signatures == [gift] and buy not in run.signatures
+    assert story.account in run.source.followed
+    assert node.requests["getTokenAccountsByOwner"] == 2  # both token programs, once
