@@ -51,7 +51,6 @@ class TokenAccountFollower:
         self.rpc = rpc
         self._lookups: dict[str, int] = {}  # wallet -> the slot its accounts are followed from
         self.save, self.delay_s = save, delay_s
-        self.found = 0
         self._pending: dict[str, TokenAccount] = {}
         self._unsaved: list[TokenAccount] = []
         self._wake = asyncio.Event()
@@ -99,7 +98,6 @@ class TokenAccountFollower:
                 continue
             self.known_owners.update(t.owner for t in found.values())
             self.known.update(found)
-            self.found += len(found)
             log.info("source_token_accounts_found", count=len(found), owners=len({t.owner for t in found.values()}))
             await self._save([*self._unsaved, *found.values()])
             await follow(found)
