@@ -40,7 +40,7 @@ from streams.base import Emit, Gap, SourceStats, TokenAccount
 from streams.cancel import cancel_all
 from streams.rpc import RpcClient
 from streams.sources._delivery import CursorGet, CursorSet, Delivery, Hit, MemoryCursors
-from streams.sources._follow import FollowSave, HeldAccounts, TokenAccountFollower
+from streams.sources._follow import FollowSave, TokenAccountFollower
 from streams.sources._joint import JointCatchUp, slot_order
 
 __all__ = ["LivePolicy", "ConnectionLost", "Session", "LiveSource", "backoff_delay"]
@@ -102,10 +102,6 @@ RECONNECTABLE: tuple[type[BaseException], ...] = (
 )
 
 
-def _held_accounts(rpc: Any) -> HeldAccounts | None:
-    return rpc if hasattr(rpc, "get_token_accounts_by_owner") else None  # test doubles may not have it
-
-
 def backoff_delay(attempt: int, policy: LivePolicy, rand: Callable[[], float] = random.random) -> float:
     """Capped exponential delay with the last `backoff_jitter` of it randomised."""
     ceiling = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** min(attempt, 32))
@@ -151,7 +147,7 @@ class LiveSource:
         following = self.policy.follow_token_accounts
         self.followed = {t.account: t for t in token_accounts if t.owner in self.owners} if following else {}
         self.follower = (TokenAccountFollower(self.owners, self.followed.values(), on_follow,
-                                              self.policy.follow_delay_s, _held_accounts(rpc)) if following else None)
+                                              self.policy.follow_delay_s, rpc) if following else None)
         self.wallets += tuple(a for a in self.followed if a not in self.owners)
         self.groups = self._split(self.wallets)
         self._watched = set(self.wallets)

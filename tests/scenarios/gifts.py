@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streams.codec import tx_account_keys
+from tests.scenarios.chain import Encoding
 from tests.scenarios.world import World
 
 __all__ = ["GiftStory"]
@@ -13,8 +14,8 @@ class GiftStory:
 
     `b_buy` (B's tokens) comes first; publish it before a source starts."""
 
-    def __init__(self) -> None:
-        world = World(encoding="json")
+    def __init__(self, encoding: Encoding = "json") -> None:
+        world = World(encoding=encoding)
         self.world = world
         self.a, self.b = world.wallet("a"), world.wallet("b")
         self.token = world.token("TOKEN")
